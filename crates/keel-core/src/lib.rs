@@ -1,0 +1,8 @@
+//! Keel's core: the manifest model, domain types and pure logic shared by every context.
+//!
+//! Nothing in this crate performs I/O other than reading a manifest file; storage,
+//! HTTP and providers live at the edges in other crates.
+
+pub mod ids;
+pub mod manifest;
+pub mod money;

@@ -1,0 +1,195 @@
+//! `Application`: builds the server from settings and a manifest, binds its listeners
+//! (port 0 works, for tests), and runs until a shutdown signal, draining in-flight
+//! requests within the configured grace period.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::{middleware, Router};
+use keel_core::manifest::LoadedManifest;
+use keel_store::{ConnectOptions, StoreError};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::http::middleware as mw;
+use crate::http::{openapi::ApiDoc, request_id};
+use crate::{ops, telemetry, AppState, Settings};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened, reached or migrated.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    metrics_listener: TcpListener,
+    router: Router,
+    metrics_router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects the store, migrates, and binds both listeners.
+    pub async fn build(settings: Settings, manifest: LoadedManifest) -> Result<Self, StartError> {
+        Self::build_with(settings, manifest, OpenApiRouter::new()).await
+    }
+
+    /// As [`Application::build`], mounting extra routes beside Keel's own (embedding, tests).
+    pub async fn build_with(
+        settings: Settings,
+        manifest: LoadedManifest,
+        extra: OpenApiRouter<AppState>,
+    ) -> Result<Self, StartError> {
+        let store = keel_store::connect(&ConnectOptions {
+            database_url: settings.database_url.clone(),
+            data_dir: settings.data_dir.clone(),
+            connect_timeout: settings.connect_timeout,
+            max_connections: 16,
+        })
+        .await?;
+        let state = AppState::new(store, manifest.manifest, settings.clone());
+        let router = assemble(state.clone(), extra);
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })
+        };
+        let listener = bind(settings.addr).await?;
+        let metrics_listener = bind(settings.metrics_addr).await?;
+        Ok(Self {
+            listener,
+            metrics_listener,
+            router,
+            metrics_router: telemetry::metrics_router(),
+            state,
+        })
+    }
+
+    /// The bound API port.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The bound metrics port.
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(0)
+    }
+
+    /// The shared state (tests use it to reach the store).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, drains in-flight requests
+    /// for at most the grace period, and closes the store.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (tx, rx) = watch::channel(false);
+        let grace = self.state.settings().shutdown_grace;
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutdown requested; draining in-flight requests");
+            let _ = tx.send(true);
+        });
+        let metrics = axum::serve(self.metrics_listener, self.metrics_router)
+            .with_graceful_shutdown(stopped(rx.clone()));
+        let metrics = tokio::spawn(async move { metrics.await });
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(stopped(rx.clone()));
+        let deadline = async move {
+            stopped(rx).await;
+            tokio::time::sleep(grace).await;
+        };
+        let result = tokio::select! {
+            r = server => r,
+            () = deadline => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; closing remaining connections");
+                Ok(())
+            }
+        };
+        metrics.abort();
+        let store = self.state.store().clone();
+        if tokio::time::timeout(Duration::from_secs(5), store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("store did not close within 5 s");
+        }
+        tracing::info!("stopped");
+        result
+    }
+}
+
+fn assemble(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(ops::routes::router())
+        .merge(extra)
+        .split_for_parts();
+    match api.to_json() {
+        Ok(doc) => state.set_openapi_json(doc),
+        Err(e) => tracing::error!(error = %e, "cannot serialise the OpenAPI document"),
+    }
+    let settings = state.settings().clone();
+    router
+        .route_layer(middleware::from_fn(mw::capture_route))
+        .fallback(mw::not_found)
+        .method_not_allowed_fallback(mw::method_not_allowed)
+        .layer(DefaultBodyLimit::max(settings.body_limit))
+        .layer(middleware::from_fn_with_state(
+            settings.request_timeout,
+            mw::timeout,
+        ))
+        .layer(CatchPanicLayer::custom(mw::panic_response))
+        .layer(middleware::from_fn(mw::observe))
+        .layer(middleware::from_fn(request_id::assign))
+        .with_state(state)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

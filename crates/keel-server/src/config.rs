@@ -1,0 +1,227 @@
+//! Server settings, layered: built-in defaults → `[server]` in `keel.toml` → `KEEL_*`
+//! environment → command-line flags. Every value is validated here, once, at start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use keel_core::manifest::DurationSpec;
+
+/// A setting that could not be used: names the key, the value and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {key} = {value:?}: expected {expected}")]
+pub struct ConfigError {
+    /// Where the value came from: a flag, an env var or a `[server]` key.
+    pub key: String,
+    /// The value as given.
+    pub value: String,
+    /// What would have been accepted.
+    pub expected: String,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Pretty when stderr is a terminal, JSON otherwise.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+/// The validated settings the server runs with.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Client, service, webhook and admin API listener.
+    pub addr: SocketAddr,
+    /// Prometheus `/metrics` listener.
+    pub metrics_addr: SocketAddr,
+    /// Holds `keel.db` and generated keys on the embedded default.
+    pub data_dir: PathBuf,
+    /// `postgres://…` for PostgreSQL; `None` for the embedded SQLite file.
+    pub database_url: Option<String>,
+    /// Redis, for shared rate limits and nonces across nodes.
+    pub redis_url: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// Longest a handler may take to produce response headers.
+    pub request_timeout: Duration,
+    /// Longest shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    /// Bound on waiting for the database at start.
+    pub connect_timeout: Duration,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// OTLP/HTTP endpoint for traces; tracing export is off when unset.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            data_dir: PathBuf::from("./keel-data"),
+            database_url: None,
+            redis_url: None,
+            body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            log_format: LogFormat::Auto,
+            otlp_endpoint: None,
+        }
+    }
+}
+
+/// Every setting: its `[server]` key, env var and flag.
+pub const KEYS: &[(&str, &str, &str)] = &[
+    ("addr", "KEEL_ADDR", "--addr"),
+    ("metrics_addr", "KEEL_METRICS_ADDR", "--metrics-addr"),
+    ("data_dir", "KEEL_DATA_DIR", "--data-dir"),
+    ("database_url", "KEEL_DATABASE_URL", "--database-url"),
+    ("redis_url", "KEEL_REDIS_URL", "--redis-url"),
+    ("body_limit", "KEEL_BODY_LIMIT", "--body-limit"),
+    (
+        "request_timeout",
+        "KEEL_REQUEST_TIMEOUT",
+        "--request-timeout",
+    ),
+    ("shutdown_grace", "KEEL_SHUTDOWN_GRACE", "--shutdown-grace"),
+    (
+        "connect_timeout",
+        "KEEL_CONNECT_TIMEOUT",
+        "--connect-timeout",
+    ),
+    ("log_format", "KEEL_LOG_FORMAT", "--log-format"),
+    ("otlp_endpoint", "KEEL_OTLP_ENDPOINT", "--otlp-endpoint"),
+];
+
+/// The raw layers, each a map from `[server]` key to (where it came from, value).
+#[derive(Clone, Debug, Default)]
+pub struct Layers {
+    /// `[server]` of `keel.toml`.
+    pub file: toml::Table,
+    /// The process environment (only `KEEL_*` names are read).
+    pub env: BTreeMap<String, String>,
+    /// Flags given on the command line, keyed by `[server]` key.
+    pub flags: BTreeMap<&'static str, String>,
+}
+
+impl Settings {
+    /// Resolves the layers into settings, failing on the first unusable value.
+    pub fn resolve(layers: &Layers) -> Result<Settings, ConfigError> {
+        let mut raw: BTreeMap<&'static str, (String, String)> = BTreeMap::new();
+        for (key, value) in &layers.file {
+            let Some(&(k, _, _)) = KEYS.iter().find(|(k, _, _)| k == key) else {
+                return Err(ConfigError {
+                    key: format!("server.{key}"),
+                    value: value.to_string(),
+                    expected: format!("one of: {}", key_names()),
+                });
+            };
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            raw.insert(k, (format!("server.{k} in keel.toml"), text));
+        }
+        for &(k, env, flag) in KEYS {
+            if let Some(v) = layers.env.get(env) {
+                raw.insert(k, (env.to_string(), v.clone()));
+            }
+            if let Some(v) = layers.flags.get(k) {
+                raw.insert(k, (flag.to_string(), v.clone()));
+            }
+        }
+        let mut s = Settings::default();
+        for (k, (source, value)) in raw {
+            apply(&mut s, k, &value).map_err(|expected| ConfigError {
+                key: source,
+                value,
+                expected: expected.to_string(),
+            })?;
+        }
+        Ok(s)
+    }
+}
+
+fn key_names() -> String {
+    KEYS.iter()
+        .map(|(k, _, _)| *k)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), &'static str> {
+    let addr = |v: &str| {
+        v.parse::<SocketAddr>()
+            .map_err(|_| "a socket address like 127.0.0.1:8080")
+    };
+    let duration = |v: &str| {
+        v.parse::<DurationSpec>()
+            .map(|d| d.as_duration())
+            .map_err(|_| "a duration like 30s, 5m or 1h")
+    };
+    let optional = |v: &str| (!v.trim().is_empty()).then(|| v.to_string());
+    match key {
+        "addr" => s.addr = addr(v)?,
+        "metrics_addr" => s.metrics_addr = addr(v)?,
+        "data_dir" if v.trim().is_empty() => return Err("a directory path"),
+        "data_dir" => s.data_dir = PathBuf::from(v),
+        "database_url" => {
+            s.database_url = optional(v);
+            if let Some(url) = &s.database_url {
+                keel_store::Target::resolve(Some(url), &s.data_dir)
+                    .map_err(|_| "a postgres://, postgresql:// or sqlite:// URL")?;
+            }
+        }
+        "redis_url" => {
+            s.redis_url = optional(v);
+            if s.redis_url
+                .as_deref()
+                .is_some_and(|u| !(u.starts_with("redis://") || u.starts_with("rediss://")))
+            {
+                return Err("a redis:// or rediss:// URL");
+            }
+        }
+        "body_limit" => {
+            s.body_limit = parse_size(v).ok_or("a size in bytes like 1048576, 512KiB or 1MiB")?
+        }
+        "request_timeout" => s.request_timeout = duration(v)?,
+        "shutdown_grace" => s.shutdown_grace = duration(v)?,
+        "connect_timeout" => s.connect_timeout = duration(v)?,
+        "log_format" => {
+            s.log_format = match v {
+                "auto" => LogFormat::Auto,
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                _ => return Err("one of auto, json, pretty"),
+            }
+        }
+        "otlp_endpoint" => s.otlp_endpoint = optional(v),
+        _ => return Err("a known setting"),
+    }
+    Ok(())
+}
+
+/// Parses `1048576`, `512KiB`, `1MiB` (binary units) into bytes; zero is refused.
+pub fn parse_size(v: &str) -> Option<usize> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let n: usize = digits.parse().ok()?;
+    let mult = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" | "KB" => 1024,
+        "MiB" | "M" | "MB" => 1024 * 1024,
+        "GiB" | "G" | "GB" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mult).filter(|b| *b > 0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,99 @@
+#![allow(clippy::unwrap_used)]
+use super::*;
+
+fn layers() -> Layers {
+    Layers::default()
+}
+
+#[test]
+fn defaults_apply_when_nothing_is_set() {
+    let s = Settings::resolve(&layers()).unwrap();
+    assert_eq!(s.addr.to_string(), "127.0.0.1:8080");
+    assert_eq!(s.metrics_addr.to_string(), "127.0.0.1:9090");
+    assert_eq!(s.data_dir, PathBuf::from("./keel-data"));
+    assert_eq!(s.database_url, None);
+    assert_eq!(s.body_limit, 1024 * 1024);
+}
+
+#[test]
+fn flags_beat_env_which_beats_the_file() {
+    let mut l = layers();
+    l.file
+        .insert("addr".into(), toml::Value::String("0.0.0.0:1".into()));
+    l.file.insert(
+        "metrics_addr".into(),
+        toml::Value::String("0.0.0.0:2".into()),
+    );
+    l.file
+        .insert("data_dir".into(), toml::Value::String("/from-file".into()));
+    l.env.insert("KEEL_ADDR".into(), "0.0.0.0:3".into());
+    l.env.insert("KEEL_METRICS_ADDR".into(), "0.0.0.0:4".into());
+    l.flags.insert("addr", "0.0.0.0:5".into());
+    let s = Settings::resolve(&l).unwrap();
+    assert_eq!(s.addr.to_string(), "0.0.0.0:5");
+    assert_eq!(s.metrics_addr.to_string(), "0.0.0.0:4");
+    assert_eq!(s.data_dir, PathBuf::from("/from-file"));
+}
+
+#[test]
+fn a_bad_value_names_its_source_value_and_expectation() {
+    let mut l = layers();
+    l.env.insert("KEEL_ADDR".into(), "not-an-addr".into());
+    let err = Settings::resolve(&l).unwrap_err();
+    assert_eq!(err.key, "KEEL_ADDR");
+    assert_eq!(err.value, "not-an-addr");
+    assert!(err.expected.contains("socket address"));
+    let line = err.to_string();
+    assert!(!line.contains('\n'));
+    assert!(
+        line.contains("KEEL_ADDR") && line.contains("not-an-addr"),
+        "{line}"
+    );
+}
+
+#[test]
+fn bad_values_in_each_layer_are_refused() {
+    let mut l = layers();
+    l.file
+        .insert("request_timeout".into(), toml::Value::Integer(5));
+    assert_eq!(
+        Settings::resolve(&l).unwrap_err().key,
+        "server.request_timeout in keel.toml"
+    );
+    let mut l = layers();
+    l.flags.insert("database_url", "mysql://x".into());
+    assert_eq!(Settings::resolve(&l).unwrap_err().key, "--database-url");
+    let mut l = layers();
+    l.env.insert("KEEL_REDIS_URL".into(), "http://x".into());
+    assert_eq!(Settings::resolve(&l).unwrap_err().key, "KEEL_REDIS_URL");
+    let mut l = layers();
+    l.env.insert("KEEL_BODY_LIMIT".into(), "0".into());
+    assert_eq!(Settings::resolve(&l).unwrap_err().key, "KEEL_BODY_LIMIT");
+    let mut l = layers();
+    l.env.insert("KEEL_LOG_FORMAT".into(), "xml".into());
+    assert_eq!(Settings::resolve(&l).unwrap_err().key, "KEEL_LOG_FORMAT");
+}
+
+#[test]
+fn unknown_server_keys_in_the_file_are_refused() {
+    let mut l = layers();
+    l.file.insert("adr".into(), toml::Value::String("x".into()));
+    let err = Settings::resolve(&l).unwrap_err();
+    assert_eq!(err.key, "server.adr");
+    assert!(err.expected.contains("addr"));
+}
+
+#[test]
+fn sizes_and_durations_parse_with_units() {
+    assert_eq!(parse_size("1MiB"), Some(1024 * 1024));
+    assert_eq!(parse_size("512KiB"), Some(512 * 1024));
+    assert_eq!(parse_size("100"), Some(100));
+    assert_eq!(parse_size("1 TB"), None);
+    assert_eq!(parse_size("-1"), None);
+    let mut l = layers();
+    l.env.insert("KEEL_REQUEST_TIMEOUT".into(), "250ms".into());
+    l.env.insert("KEEL_SHUTDOWN_GRACE".into(), "2m".into());
+    let s = Settings::resolve(&l).unwrap();
+    assert_eq!(s.request_timeout, Duration::from_millis(250));
+    assert_eq!(s.shutdown_grace, Duration::from_secs(120));
+}

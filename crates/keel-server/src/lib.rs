@@ -1,0 +1,16 @@
+//! Keel's HTTP server: the axum application assembled from one router per context,
+//! the middleware every request passes through, and the process lifecycle.
+
+mod app;
+pub mod config;
+mod http;
+mod ops;
+mod state;
+pub mod telemetry;
+
+pub use app::{shutdown_signal, Application, StartError};
+pub use config::{ConfigError, LogFormat, Settings};
+pub use http::error::ApiError;
+pub use http::json::ApiJson;
+pub use http::request_id::RequestId;
+pub use state::AppState;

@@ -1,0 +1,3 @@
+//! Operations endpoints: liveness, readiness, the OpenAPI document and the JWKS.
+
+pub(crate) mod routes;

@@ -1,0 +1,62 @@
+//! The state every handler shares.
+
+use std::sync::{Arc, OnceLock};
+
+use keel_core::manifest::Manifest;
+use keel_store::DynStore;
+
+use crate::Settings;
+
+/// Shared, cheaply cloned application state.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: DynStore,
+    manifest: Arc<Manifest>,
+    settings: Settings,
+    openapi: OnceLock<String>,
+}
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(store: DynStore, manifest: Manifest, settings: Settings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                manifest: Arc::new(manifest),
+                settings,
+                openapi: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &DynStore {
+        &self.inner.store
+    }
+
+    /// The product manifest.
+    pub fn manifest(&self) -> &Arc<Manifest> {
+        &self.inner.manifest
+    }
+
+    /// The settings the server runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub(crate) fn set_openapi_json(&self, doc: String) {
+        let _ = self.inner.openapi.set(doc);
+    }
+
+    pub(crate) fn openapi_json(&self) -> String {
+        self.inner
+            .openapi
+            .get()
+            .cloned()
+            .unwrap_or_else(|| "{}".to_string())
+    }
+}

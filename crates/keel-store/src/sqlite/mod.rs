@@ -1,0 +1,123 @@
+//! The embedded default: one SQLite file in WAL mode, created on first start.
+
+mod audit;
+
+use std::io::Write;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+use crate::{Backend, SchemaStatus, StoreError, StoreResult, SystemStore};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The SQLite implementation of every store trait.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and migrates it.
+    pub async fn open(path: &Path, max_connections: u32) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            probe_writable(dir)?;
+        }
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(|e| {
+                StoreError::Unavailable(format!("bad SQLite path {}: {e}", path.display()))
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The pool, for sibling modules.
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let status = self.schema_status().await?;
+        if status.applied > status.expected {
+            return Err(StoreError::SchemaTooNew {
+                found: status.applied,
+                supported: status.expected,
+            });
+        }
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("SQLite migration failed: {e}")))
+    }
+}
+
+/// Fails early and plainly when the data dir cannot be created or written.
+fn probe_writable(dir: &Path) -> StoreResult<()> {
+    let fail = |e: std::io::Error| {
+        StoreError::Unavailable(format!("data dir {} is not writable: {e}", dir.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(".keel-write-probe");
+    let result = std::fs::File::create(&probe)
+        .and_then(|mut f| f.write_all(&[0u8; 4096]).and_then(|()| f.sync_all()));
+    let _ = std::fs::remove_file(&probe);
+    result.map_err(fail)
+}
+
+pub(crate) fn expected_version(migrator: &Migrator) -> i64 {
+    migrator.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+#[async_trait]
+impl SystemStore for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn schema_status(&self) -> StoreResult<SchemaStatus> {
+        let has_table: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let applied = match has_table {
+            None => 0,
+            Some(_) => {
+                sqlx::query_scalar(
+                    "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
+                )
+                .fetch_one(&self.pool)
+                .await?
+            }
+        };
+        Ok(SchemaStatus {
+            applied,
+            expected: expected_version(&MIGRATOR),
+        })
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,108 @@
+//! Argument parsing and dispatch. Exit codes: 0 ok, 1 runtime failure (store unreachable,
+//! port taken), 2 bad configuration or manifest.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands;
+
+/// Keel: the control plane for AI products.
+#[derive(Debug, Parser)]
+#[command(name = "keel", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings shared by every subcommand; each also reads its `KEEL_*` variable.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalArgs {
+    /// API listen address [env: KEEL_ADDR] [default: 127.0.0.1:8080]
+    #[arg(long, global = true)]
+    pub addr: Option<String>,
+    /// Metrics listen address [env: KEEL_METRICS_ADDR] [default: 127.0.0.1:9090]
+    #[arg(long, global = true)]
+    pub metrics_addr: Option<String>,
+    /// Data directory for the embedded database [env: KEEL_DATA_DIR] [default: ./keel-data]
+    #[arg(long, global = true)]
+    pub data_dir: Option<String>,
+    /// postgres://… to use PostgreSQL [env: KEEL_DATABASE_URL]
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// redis://… for shared limits across nodes [env: KEEL_REDIS_URL]
+    #[arg(long, global = true)]
+    pub redis_url: Option<String>,
+    /// The product manifest [env: KEEL_MANIFEST] [default: ./keel.toml if present, else the built-in demo]
+    #[arg(long, global = true)]
+    pub manifest: Option<PathBuf>,
+    /// Largest request body, e.g. 1MiB [env: KEEL_BODY_LIMIT]
+    #[arg(long, global = true)]
+    pub body_limit: Option<String>,
+    /// Handler timeout, e.g. 30s [env: KEEL_REQUEST_TIMEOUT]
+    #[arg(long, global = true)]
+    pub request_timeout: Option<String>,
+    /// Longest drain on shutdown, e.g. 30s [env: KEEL_SHUTDOWN_GRACE]
+    #[arg(long, global = true)]
+    pub shutdown_grace: Option<String>,
+    /// Bound on reaching the database at start [env: KEEL_CONNECT_TIMEOUT]
+    #[arg(long, global = true)]
+    pub connect_timeout: Option<String>,
+    /// auto, json or pretty [env: KEEL_LOG_FORMAT]
+    #[arg(long, global = true)]
+    pub log_format: Option<String>,
+    /// OTLP/HTTP traces endpoint; export is off when unset [env: KEEL_OTLP_ENDPOINT]
+    #[arg(long, global = true)]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl GlobalArgs {
+    /// The flags that were given, keyed by their `[server]` name.
+    pub fn flags(&self) -> BTreeMap<&'static str, String> {
+        let pairs = [
+            ("addr", &self.addr),
+            ("metrics_addr", &self.metrics_addr),
+            ("data_dir", &self.data_dir),
+            ("database_url", &self.database_url),
+            ("redis_url", &self.redis_url),
+            ("body_limit", &self.body_limit),
+            ("request_timeout", &self.request_timeout),
+            ("shutdown_grace", &self.shutdown_grace),
+            ("connect_timeout", &self.connect_timeout),
+            ("log_format", &self.log_format),
+            ("otlp_endpoint", &self.otlp_endpoint),
+        ];
+        pairs
+            .into_iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+            .collect()
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve,
+    /// Apply pending migrations and report the schema version.
+    Migrate,
+    /// Validate a manifest and print a summary, or every error with its location.
+    Check {
+        /// The manifest file.
+        manifest: PathBuf,
+    },
+}
+
+/// Parses arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { manifest } => commands::check(&manifest),
+        Command::Serve => commands::serve(&cli.global),
+        Command::Migrate => commands::migrate(&cli.global),
+    }
+}

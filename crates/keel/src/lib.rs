@@ -1,0 +1,4 @@
+//! The `keel` command line: `serve`, `migrate`, `check`.
+
+pub mod cli;
+mod commands;

@@ -29,3 +29,10 @@ impl<T: SystemStore + AuditStore + Send + Sync + 'static> Store for T {}
 
 /// The shared handle the server and commands use.
 pub type DynStore = Arc<dyn Store>;
+
+/// The current time at the precision both backends store (microseconds), so a row
+/// read back equals the row written.
+pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}

@@ -113,13 +113,11 @@ async fn audit_pages_newest_first_with_a_cursor_and_filter(backend: Backend) {
                 .id,
         );
     }
-    let first = h.store.list_audit(
-        &scope,
-        &AuditQuery {
-            limit: 2,
-            ..Default::default()
-        },
-    );
+    let q = AuditQuery {
+        limit: 2,
+        ..Default::default()
+    };
+    let first = h.store.list_audit(&scope, &q);
     let first = first.await.unwrap();
     assert_eq!(
         first.iter().map(|e| e.id).collect::<Vec<_>>(),
@@ -159,13 +157,11 @@ async fn concurrent_appends_are_all_kept(backend: Backend) {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    let all = h.store.list_audit(
-        &scope,
-        &AuditQuery {
-            limit: 500,
-            ..Default::default()
-        },
-    );
+    let q = AuditQuery {
+        limit: 500,
+        ..Default::default()
+    };
+    let all = h.store.list_audit(&scope, &q);
     assert_eq!(all.await.unwrap().len(), 64);
 }
 

@@ -24,7 +24,7 @@ impl AuditStore for PostgresStore {
             target: event.target,
             request_id: event.request_id,
             data: event.data,
-            created_at: Utc::now(),
+            created_at: crate::now(),
         };
         sqlx::query(
             "INSERT INTO audit_events (id, tenant_id, actor, action, target, request_id, data, created_at)

@@ -1,0 +1,141 @@
+use std::time::Duration;
+
+use axum::extract::Query;
+use axum::routing::{get, post};
+use keel_server::config::Layers;
+use keel_server::{ApiJson, AppState, Application, Settings};
+use keel_store::testing::ThrowawayDb;
+use serde::Deserialize;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use utoipa_axum::router::OpenApiRouter;
+
+/// A running server on ephemeral ports.
+pub struct TestApp {
+    pub base: String,
+    pub metrics: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    pub server: Option<JoinHandle<std::io::Result<()>>>,
+    _dir: tempfile::TempDir,
+    _db: Option<ThrowawayDb>,
+}
+
+#[derive(Deserialize)]
+pub struct EchoIn {
+    pub name: String,
+    pub count: u32,
+}
+
+#[derive(Deserialize)]
+struct SlowQuery {
+    ms: u64,
+}
+
+/// Routes only tests mount: an echo through the shared JSON extractor, a panic, a slow handler.
+fn test_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .route(
+            "/test/echo",
+            post(|ApiJson(body): ApiJson<EchoIn>| async move {
+                ApiJson(serde_json::json!({"name": body.name, "count": body.count}))
+            }),
+        )
+        .route(
+            "/test/panic",
+            get(|| async {
+                if std::env::var("NEVER_SET_0b6f").is_err() {
+                    panic!("secret internal detail 42");
+                }
+                "unreachable"
+            }),
+        )
+        .route(
+            "/test/slow",
+            get(|Query(q): Query<SlowQuery>| async move {
+                tokio::time::sleep(Duration::from_millis(q.ms)).await;
+                "done"
+            }),
+        )
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let db = match std::env::var("KEEL_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Some(ThrowawayDb::create().await.expect("PostgreSQL for tests")),
+        _ => None,
+    };
+    let mut settings = Settings::resolve(&Layers::default()).unwrap();
+    settings.addr = "127.0.0.1:0".parse().unwrap();
+    settings.metrics_addr = "127.0.0.1:0".parse().unwrap();
+    settings.data_dir = dir.path().join("data");
+    settings.database_url = db.as_ref().map(|d| d.url.clone());
+    tweak(&mut settings);
+    if std::env::var("TEST_LOG").is_ok() {
+        keel_server::telemetry::init_logging(keel_server::LogFormat::Pretty);
+    }
+    let manifest = keel_core::manifest::demo().unwrap();
+    let app = Application::build_with(settings, manifest, test_routes())
+        .await
+        .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let metrics = format!("http://127.0.0.1:{}/metrics", app.metrics_port());
+    let state = app.state().clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        metrics,
+        client: reqwest::Client::new(),
+        state,
+        stop: Some(tx),
+        server: Some(server),
+        _dir: dir,
+        _db: db,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// Sends the shutdown signal (what SIGTERM does in the binary).
+    pub fn signal_shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Reads an error envelope and checks its invariant parts.
+pub async fn error_of(res: reqwest::Response) -> serde_json::Value {
+    let header_id = res
+        .headers()
+        .get("x-request-id")
+        .expect("x-request-id on every response")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body: serde_json::Value = res.json().await.unwrap();
+    let err = body["error"].clone();
+    assert_eq!(
+        err["request_id"],
+        header_id.as_str(),
+        "envelope request id matches the header"
+    );
+    assert!(err["code"].is_string() && err["message"].is_string() && err["type"].is_string());
+    assert!(err["details"].is_object());
+    err
+}

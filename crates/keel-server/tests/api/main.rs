@@ -1,0 +1,8 @@
+//! Black-box tests of the HTTP server. The backend is SQLite unless
+//! `KEEL_TEST_BACKEND=postgres`, in which case each test gets a throwaway database.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod errors;
+mod helpers;
+mod lifecycle;
+mod ops;

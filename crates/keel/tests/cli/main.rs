@@ -119,6 +119,7 @@ fn an_unreachable_postgres_exits_1_within_the_connect_timeout() {
     assert!(took < Duration::from_secs(10), "{took:?}");
 }
 
+#[allow(clippy::zombie_processes)] // the caller waits for the child
 fn spawn_serve(cwd: &Path) -> (Child, u16, BufReader<std::process::ChildStderr>) {
     let mut child = keel()
         .current_dir(cwd)

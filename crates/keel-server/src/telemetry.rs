@@ -7,8 +7,13 @@ use std::sync::OnceLock;
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::{fmt, EnvFilter};
 
 use crate::LogFormat;
@@ -66,8 +71,24 @@ async fn render() -> String {
     }
 }
 
-/// Installs the global log subscriber. `KEEL_LOG` (or `RUST_LOG`) sets the filter.
-pub fn init_logging(format: LogFormat) {
+/// Keeps trace export alive; dropping it flushes pending spans and shuts the exporter down.
+pub struct TelemetryGuard {
+    tracer: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.tracer.take() {
+            if let Err(e) = provider.shutdown() {
+                tracing::warn!(error = %e, "trace exporter did not shut down cleanly");
+            }
+        }
+    }
+}
+
+/// Installs the global log subscriber, and OTLP/HTTP trace export when `otlp_endpoint`
+/// is set. `KEEL_LOG` (or `RUST_LOG`) sets the filter.
+pub fn init_logging(format: LogFormat, otlp_endpoint: Option<&str>) -> TelemetryGuard {
     let filter = EnvFilter::try_from_env("KEEL_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
@@ -76,22 +97,44 @@ pub fn init_logging(format: LogFormat) {
         LogFormat::Json => false,
         LogFormat::Auto => std::io::stderr().is_terminal(),
     };
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = if pretty {
-        registry
-            .with(fmt::layer().with_writer(std::io::stderr))
-            .try_init()
+    let (provider, export_error) = match otlp_endpoint.map(tracer_provider) {
+        Some(Ok(p)) => (Some(p), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("keel")));
+    let fmt_layer = if pretty {
+        fmt::layer().with_writer(std::io::stderr).boxed()
     } else {
-        registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(false)
-                    .with_writer(std::io::stderr),
-            )
-            .try_init()
+        fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_writer(std::io::stderr)
+            .boxed()
     };
     // A subscriber may already be installed (tests); keeping the first one is right.
-    let _ = result;
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt_layer)
+        .with(otel)
+        .try_init();
+    if let Some(e) = export_error {
+        tracing::warn!(error = %e, "OTLP trace export is off: the exporter could not be built");
+    }
+    TelemetryGuard { tracer: provider }
+}
+
+fn tracer_provider(endpoint: &str) -> Result<SdkTracerProvider, String> {
+    let exporter = SpanExporter::builder()
+        .with_http()
+        .with_endpoint(endpoint)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(Resource::builder().with_service_name("keel").build())
+        .build())
 }

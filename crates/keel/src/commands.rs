@@ -36,7 +36,10 @@ pub fn serve(global: &GlobalArgs) -> ExitCode {
         Ok(v) => v,
         Err(code) => return code,
     };
-    keel_server::telemetry::init_logging(settings.log_format);
+    let _telemetry = keel_server::telemetry::init_logging(
+        settings.log_format,
+        settings.otlp_endpoint.as_deref(),
+    );
     let Some(runtime) = runtime() else {
         return ExitCode::from(EXIT_RUNTIME);
     };

@@ -8,6 +8,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
 
 use super::error::ApiError;
 
@@ -32,7 +33,15 @@ pub async fn capture_route(req: Request, next: Next) -> Response {
 pub async fn observe(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = method_label(req.method());
-    let res = next.run(req).await;
+    let span = tracing::info_span!(
+        "request",
+        otel.name = tracing::field::Empty,
+        http.request.method = method,
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        request_id = %super::request_id::current().unwrap_or_default(),
+    );
+    let res = next.run(req).instrument(span.clone()).await;
     let route = res
         .extensions()
         .get::<RouteTemplate>()
@@ -49,6 +58,9 @@ pub async fn observe(req: Request, next: Next) -> Response {
     metrics::counter!("keel_http_requests_total", &labels).increment(1);
     metrics::histogram!("keel_http_request_duration_seconds", &labels)
         .record(elapsed.as_secs_f64());
+    span.record("otel.name", format!("{method} {route}"));
+    span.record("http.route", route.as_str());
+    span.record("http.response.status_code", status);
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     let request_id = super::request_id::current().unwrap_or_default();
     if status >= 500 {

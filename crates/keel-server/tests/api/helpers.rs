@@ -77,7 +77,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     settings.database_url = db.as_ref().map(|d| d.url.clone());
     tweak(&mut settings);
     if std::env::var("TEST_LOG").is_ok() {
-        keel_server::telemetry::init_logging(keel_server::LogFormat::Pretty);
+        let _ = keel_server::telemetry::init_logging(keel_server::LogFormat::Pretty, None);
     }
     let manifest = keel_core::manifest::demo().unwrap();
     let app = Application::build_with(settings, manifest, test_routes())

@@ -12,7 +12,10 @@ impl Mount {
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
-        assert!(ok, "mounting a tmpfs needs root (these tests run as root in CI)");
+        assert!(
+            ok,
+            "mounting a tmpfs needs root (these tests run as root in CI)"
+        );
         Mount(at.to_path_buf())
     }
 }
@@ -41,7 +44,10 @@ fn a_read_only_data_dir_is_reported_plainly() {
     let out = serve_in(dir.path());
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("is not writable") && err.contains("Read-only file system"), "{err}");
+    assert!(
+        err.contains("is not writable") && err.contains("Read-only file system"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -53,5 +59,8 @@ fn a_full_data_dir_is_reported_plainly() {
     let out = serve_in(dir.path());
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("is not writable") && err.contains("No space left"), "{err}");
+    assert!(
+        err.contains("is not writable") && err.contains("No space left"),
+        "{err}"
+    );
 }

@@ -4,7 +4,12 @@ use super::*;
 #[test]
 fn serve_with_no_configuration_answers_healthz_on_the_default_port() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = keel().current_dir(dir.path()).arg("serve").stderr(Stdio::null()).spawn().unwrap();
+    let mut child = keel()
+        .current_dir(dir.path())
+        .arg("serve")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     let res = loop {
         match reqwest::blocking::get("http://127.0.0.1:8080/healthz") {
@@ -22,9 +27,15 @@ fn serve_with_no_configuration_answers_healthz_on_the_default_port() {
     let ready = reqwest::blocking::get("http://127.0.0.1:8080/readyz").unwrap();
     let body: serde_json::Value = ready.json().unwrap();
     assert_eq!(body["backend"], "sqlite");
-    let metrics = reqwest::blocking::get("http://127.0.0.1:9090/metrics").unwrap().text().unwrap();
+    let metrics = reqwest::blocking::get("http://127.0.0.1:9090/metrics")
+        .unwrap()
+        .text()
+        .unwrap();
     assert!(metrics.contains("keel_http_requests_total"));
     assert!(dir.path().join("keel-data/keel.db").is_file());
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }

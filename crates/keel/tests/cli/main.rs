@@ -25,14 +25,21 @@ fn text(bytes: &[u8]) -> String {
 
 fn run_with_deadline(mut cmd: Command, deadline: Duration) -> (Output, Duration) {
     let started = Instant::now();
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     loop {
         if child.try_wait().unwrap().is_some() {
             return (child.wait_with_output().unwrap(), started.elapsed());
         }
         if started.elapsed() > deadline {
             let _ = child.kill();
-            panic!("still running after {deadline:?}: {:?}", child.wait_with_output());
+            panic!(
+                "still running after {deadline:?}: {:?}",
+                child.wait_with_output()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -42,7 +49,10 @@ fn run_with_deadline(mut cmd: Command, deadline: Duration) -> (Output, Duration)
 fn version_prints_the_crate_version() {
     let out = keel().arg("--version").output().unwrap();
     assert!(out.status.success());
-    assert_eq!(text(&out.stdout).trim(), format!("keel {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("keel {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -52,7 +62,12 @@ fn every_example_manifest_passes_check() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let out = keel().arg("check").arg(&path).output().unwrap();
-            assert!(out.status.success(), "{}: {}", path.display(), text(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                text(&out.stderr)
+            );
             assert!(text(&out.stdout).contains("ok"));
             seen += 1;
         }
@@ -65,7 +80,8 @@ fn check_reports_every_error_with_its_location_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     let demo = std::fs::read_to_string(examples().join("demo.toml")).unwrap();
-    let bad = format!("{demo}\n[meters.broken]\nunit = \"x\"\naggregation = \"avg\"\nbogus_key = 1\n");
+    let bad =
+        format!("{demo}\n[meters.broken]\nunit = \"x\"\naggregation = \"avg\"\nbogus_key = 1\n");
     std::fs::write(&path, bad).unwrap();
     let out = keel().arg("check").arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -80,12 +96,16 @@ fn check_reports_every_error_with_its_location_and_exits_2() {
 fn serve_with_a_bad_setting_exits_2_with_one_line_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = keel();
-    cmd.current_dir(dir.path()).arg("serve").env("KEEL_ADDR", "localhost:eighty");
+    cmd.current_dir(dir.path())
+        .arg("serve")
+        .env("KEEL_ADDR", "localhost:eighty");
     let (out, _) = run_with_deadline(cmd, Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("KEEL_ADDR") && err.contains("localhost:eighty") && err.contains("expected"));
+    assert!(
+        err.contains("KEEL_ADDR") && err.contains("localhost:eighty") && err.contains("expected")
+    );
 }
 
 #[test]
@@ -98,7 +118,10 @@ fn serve_with_an_invalid_manifest_exits_2_printing_all_errors() {
     let (out, _) = run_with_deadline(cmd, Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.lines().filter(|l| l.contains("keel.toml:")).count() >= 2, "{err}");
+    assert!(
+        err.lines().filter(|l| l.contains("keel.toml:")).count() >= 2,
+        "{err}"
+    );
 }
 
 #[test]
@@ -110,7 +133,10 @@ fn an_unreachable_postgres_exits_1_within_the_connect_timeout() {
         .env("KEEL_ADDR", "127.0.0.1:0")
         .env("KEEL_METRICS_ADDR", "127.0.0.1:0")
         .env("KEEL_CONNECT_TIMEOUT", "2s")
-        .env("KEEL_DATABASE_URL", "postgres://postgres:hunter2@127.0.0.1:1/keel");
+        .env(
+            "KEEL_DATABASE_URL",
+            "postgres://postgres:hunter2@127.0.0.1:1/keel",
+        );
     let (out, took) = run_with_deadline(cmd, Duration::from_secs(15));
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
@@ -133,7 +159,10 @@ fn spawn_serve(cwd: &Path) -> (Child, u16, BufReader<std::process::ChildStderr>)
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited before serving");
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "server exited before serving"
+        );
         if line.contains("keel serving") {
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
             return (child, v["port"].as_u64().unwrap() as u16, stderr);
@@ -147,7 +176,11 @@ fn sigterm_stops_the_server_cleanly_with_exit_0() {
     let (mut child, port, mut stderr) = spawn_serve(dir.path());
     let health = reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")).unwrap();
     assert_eq!(health.status(), 200);
-    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
     let started = Instant::now();
     let exit = loop {
@@ -166,7 +199,11 @@ fn sigterm_stops_the_server_cleanly_with_exit_0() {
 #[test]
 fn migrate_brings_the_embedded_database_to_the_current_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let out = keel().current_dir(dir.path()).arg("migrate").output().unwrap();
+    let out = keel()
+        .current_dir(dir.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("schema at version"));
     assert!(dir.path().join("keel-data/keel.db").is_file());
@@ -174,3 +211,4 @@ fn migrate_brings_the_embedded_database_to_the_current_schema() {
 
 mod data_dir;
 mod defaults;
+mod otlp;

@@ -104,6 +104,27 @@ typed_id!(
     AuditId, "aud", "audit event"
 );
 
+typed_id!(
+    /// A sign-in session of a product user or an admin.
+    SessionId, "ses", "session"
+);
+typed_id!(
+    /// One refresh token of a session (each refresh makes a successor).
+    RefreshTokenId, "rtk", "refresh token"
+);
+typed_id!(
+    /// An API key.
+    ApiKeyId, "key", "API key"
+);
+typed_id!(
+    /// An operator account of the admin console.
+    AdminId, "adm", "admin account"
+);
+typed_id!(
+    /// A wallet sign-in challenge.
+    ChallengeId, "wch", "wallet challenge"
+);
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -6,7 +6,9 @@ use std::ops::{Add, Sub};
 use serde::{Deserialize, Serialize};
 
 /// An amount of money in millionths of the currency unit (1 USD = 1_000_000 micros).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Micros(pub i64);
 

@@ -59,6 +59,7 @@ pub(crate) fn decode<T: DeserializeOwned>(path: &Path, value: &Spanned<DeValue<'
         // A required key removed earlier is now "missing": already reported, drop its table instead.
         if !out.removed.contains(&key) {
             let span = error.span().unwrap_or_else(|| value.span());
+            let span = narrow(&value, &at.0, span);
             let message = error.message().to_owned();
             out.errors.push(DecodeError { span, key, message });
         }
@@ -72,6 +73,29 @@ pub(crate) fn decode<T: DeserializeOwned>(path: &Path, value: &Spanned<DeValue<'
         out.removed.push(join(path, &at));
     }
     out
+}
+
+/// Some errors (e.g. a bad array element) carry the span of an enclosing value: use the node's own.
+fn narrow(root: &Spanned<DeValue<'_>>, segs: &[Seg], span: Range<usize>) -> Range<usize> {
+    let mut node = root;
+    for seg in segs {
+        let next = match (seg, node.get_ref()) {
+            (Seg::Key(key), DeValue::Table(table)) => table.get(key.as_str()),
+            (Seg::Index(i), DeValue::Array(array)) => array.get(*i),
+            _ => None,
+        };
+        let Some(next) = next else {
+            return span;
+        };
+        node = next;
+    }
+    let inner = node.span();
+    let strictly_inside = span.start <= inner.start && inner.end <= span.end && inner != span;
+    if strictly_inside {
+        inner
+    } else {
+        span
+    }
 }
 
 fn join(prefix: &Path, rest: &Path) -> Path {
@@ -142,7 +166,11 @@ mod tests {
     }
 
     fn keys(decoded: &Decoded<Entry>) -> Vec<String> {
-        decoded.errors.iter().map(|e| format!("{}: {}", e.key, e.message)).collect()
+        decoded
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.key, e.message))
+            .collect()
     }
 
     #[test]
@@ -156,7 +184,11 @@ mod tests {
                 "e.tags[0]: invalid type: integer `1`, expected a string",
             ]
         );
-        assert_eq!(decoded.value.unwrap().name, "x");
+        let entry = decoded.value.unwrap();
+        assert_eq!(
+            (entry.name.as_str(), entry.size, entry.tags),
+            ("x", None, None)
+        );
         let removed: Vec<String> = decoded.removed.iter().map(ToString::to_string).collect();
         assert_eq!(removed, ["e.extra", "e.size", "e.tags"]);
     }
@@ -164,7 +196,10 @@ mod tests {
     #[test]
     fn a_bad_required_key_is_reported_once_and_the_entry_dropped() {
         let decoded = decode_entry("[e]\nname = 5\n");
-        assert_eq!(keys(&decoded), ["e.name: invalid type: integer `5`, expected a string"]);
+        assert_eq!(
+            keys(&decoded),
+            ["e.name: invalid type: integer `5`, expected a string"]
+        );
         assert!(decoded.value.is_none());
     }
 

@@ -37,14 +37,27 @@ impl DurationSpec {
                 .parse()
                 .map_err(|_| bad_duration(text, "number too large"))?;
             rest = &rest[digits..];
+            if rest.starts_with('.') {
+                return Err(bad_duration(
+                    text,
+                    "no fractions, use a smaller unit (\"90m\", not \"1.5h\")",
+                ));
+            }
             let letters = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
             let unit = &rest[..letters];
             let Some(index) = UNITS.iter().position(|(name, _)| *name == unit) else {
-                let what = if unit.is_empty() { "missing unit" } else { "unknown unit" };
+                let what = if unit.is_empty() {
+                    "missing unit"
+                } else {
+                    "unknown unit"
+                };
                 return Err(bad_duration(text, what));
             };
             if last_unit.is_some_and(|last| index <= last) {
-                return Err(bad_duration(text, "units must go from largest to smallest, once each"));
+                return Err(bad_duration(
+                    text,
+                    "units must go from largest to smallest, once each",
+                ));
             }
             last_unit = Some(index);
             rest = &rest[letters..];
@@ -209,7 +222,10 @@ mod tests {
     fn durations_display_in_canonical_form() {
         assert_eq!(DurationSpec::parse("90m").unwrap().to_string(), "1h30m");
         assert_eq!(DurationSpec::parse("300s").unwrap().to_string(), "5m");
-        assert_eq!(DurationSpec::parse("1s250ms").unwrap().to_string(), "1s250ms");
+        assert_eq!(
+            DurationSpec::parse("1s250ms").unwrap().to_string(),
+            "1s250ms"
+        );
         assert_eq!(DurationSpec::from_secs(86_400).unwrap().to_string(), "1d");
         assert_eq!(DurationSpec::from_secs(0), None);
     }
@@ -221,7 +237,7 @@ mod tests {
             ("30", "missing unit"),
             ("30x", "unknown unit"),
             ("h", "expected a number"),
-            ("1.5h", "unknown unit"),
+            ("1.5h", "no fractions"),
             ("30m1h", "largest to smallest"),
             ("1m1m", "largest to smallest"),
             ("0s", "greater than zero"),
@@ -241,9 +257,15 @@ mod tests {
         assert_eq!(Window::parse("day").unwrap(), Window::Day);
         assert_eq!(Window::parse("week").unwrap(), Window::Week);
         assert_eq!(Window::parse("month").unwrap(), Window::Month);
-        assert_eq!(Window::parse("billing_cycle").unwrap(), Window::BillingCycle);
+        assert_eq!(
+            Window::parse("billing_cycle").unwrap(),
+            Window::BillingCycle
+        );
         let rolling = Window::parse("rolling:24h").unwrap();
-        assert_eq!(rolling, Window::Rolling(DurationSpec::from_secs(86_400).unwrap()));
+        assert_eq!(
+            rolling,
+            Window::Rolling(DurationSpec::from_secs(86_400).unwrap())
+        );
         assert_eq!(rolling.to_string(), "rolling:1d");
     }
 
@@ -254,7 +276,10 @@ mod tests {
         let err = Window::parse("rolling:").unwrap_err();
         assert!(err.contains("empty duration"), "{err}");
         let err = Window::parse("rolling:5").unwrap_err();
-        assert!(err.contains("invalid duration \"5\": missing unit"), "{err}");
+        assert!(
+            err.contains("invalid duration \"5\": missing unit"),
+            "{err}"
+        );
         assert!(Window::parse("Day").is_err());
     }
 }

@@ -219,7 +219,10 @@ mod tests {
 
     #[test]
     fn paths_display_as_dotted_keys_with_indices() {
-        let path = Path::of(&["routes", "chat"]).key("deployments").index(2).key("weight");
+        let path = Path::of(&["routes", "chat"])
+            .key("deployments")
+            .index(2)
+            .key("weight");
         assert_eq!(path.to_string(), "routes.chat.deployments[2].weight");
     }
 

@@ -200,7 +200,7 @@ pub struct Heartbeat {
 
 impl Heartbeat {
     /// Silence after which the heartbeat is lost.
-    pub fn lost_after(&self) -> DurationSpec {
+    pub fn effective_lost_after(&self) -> DurationSpec {
         self.lost_after.unwrap_or_else(|| {
             let three = self.interval.as_duration().saturating_mul(3);
             DurationSpec::new(three).unwrap_or(self.interval)

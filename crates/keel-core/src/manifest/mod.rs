@@ -14,6 +14,7 @@ mod route;
 mod safety;
 mod validate;
 
+pub use chrono_tz::Tz;
 pub use duration::{DurationSpec, Window};
 pub use error::{ManifestError, ManifestErrors};
 pub use jobs::{

@@ -20,7 +20,14 @@ use super::LoadedManifest;
 const SECTIONS: &str = "server, product, plans, meters, features, routes, safety, jobs";
 
 /// Keys that would hold a secret in clear text; rejected anywhere outside `[server]`.
-const SECRET_KEYS: [&str; 6] = ["api_key", "apikey", "secret", "secret_key", "password", "access_token"];
+const SECRET_KEYS: [&str; 6] = [
+    "api_key",
+    "apikey",
+    "secret",
+    "secret_key",
+    "password",
+    "access_token",
+];
 
 type Value<'i> = Spanned<DeValue<'i>>;
 
@@ -48,16 +55,19 @@ pub(crate) fn parse(src: &str, file: &str) -> Result<LoadedManifest, ManifestErr
     if !doc.contains_key("product") && syntax_errors.is_empty() {
         reader.push(0..0, "product".into(), "missing [product] table");
     }
+    draft.removed = std::mem::take(&mut reader.removed);
     for issue in validate(&draft) {
-        if reader.removed.iter().any(|r| issue.path.starts_with(r)) {
+        if draft.removed.iter().any(|r| issue.path.starts_with(r)) {
             continue;
         }
         let span = locate(&doc, &issue);
         reader.push(span, issue.path.to_string(), &issue.message);
     }
-    let mut errors = reader.errors;
-    errors.sort_by_key(|e| (e.line, e.column));
-    errors.dedup();
+    let mut errors = tidy(reader.errors);
+    if draft.product.is_none() && errors.is_empty() {
+        // Unreachable in practice (a dropped product always reports why), but never fail silently.
+        errors.push(loc.error(file, 0..0, "product".into(), "missing [product] table"));
+    }
     match draft.product {
         Some(product) if errors.is_empty() => Ok(LoadedManifest {
             manifest: Manifest {
@@ -74,6 +84,20 @@ pub(crate) fn parse(src: &str, file: &str) -> Result<LoadedManifest, ManifestErr
         }),
         _ => Err(ManifestErrors(errors)),
     }
+}
+
+/// Sorts errors into document order and drops noise.
+fn tidy(mut errors: Vec<ManifestError>) -> Vec<ManifestError> {
+    // Values on a line with a syntax error were guessed by recovery: their errors are noise.
+    let syntax_lines: BTreeSet<usize> = errors
+        .iter()
+        .filter(|e| e.key.is_empty())
+        .map(|e| e.line)
+        .collect();
+    errors.retain(|e| e.key.is_empty() || !syntax_lines.contains(&e.line));
+    errors.sort_by_key(|e| (e.line, e.column));
+    errors.dedup();
+    errors
 }
 
 struct Reader<'a> {
@@ -166,7 +190,8 @@ impl Reader<'_> {
             .collect();
         for (key, span) in found {
             table.remove(key.as_str());
-            let message = "secrets must not be written in the manifest: put the key in an environment variable and name the variable with `api_key_env`";
+            let message = "secrets must not be written in the manifest: put the key in an \
+                 environment variable and name the variable with `api_key_env`";
             self.push(span, path.key(&key).to_string(), message);
         }
         for (key, value) in table.iter_mut() {
@@ -196,13 +221,19 @@ fn locate(doc: &DeTable<'_>, issue: &Issue) -> Range<usize> {
     let mut key_span = None;
     for seg in &issue.path.0 {
         let next = match (seg, current) {
-            (Seg::Key(k), None) => doc.get_key_value(k.as_str()).map(|(k, v)| (Some(k.span()), v)),
+            (Seg::Key(k), None) => doc
+                .get_key_value(k.as_str())
+                .map(|(k, v)| (Some(k.span()), v)),
             (Seg::Key(k), Some(v)) => v
                 .get_ref()
                 .as_table()
                 .and_then(|t| t.get_key_value(k.as_str()))
                 .map(|(k, v)| (Some(k.span()), v)),
-            (Seg::Index(i), Some(v)) => v.get_ref().as_array().and_then(|a| a.get(*i)).map(|v| (None, v)),
+            (Seg::Index(i), Some(v)) => v
+                .get_ref()
+                .as_array()
+                .and_then(|a| a.get(*i))
+                .map(|v| (None, v)),
             (Seg::Index(_), None) => None,
         };
         let Some((span, value)) = next else {
@@ -217,10 +248,4 @@ fn locate(doc: &DeTable<'_>, issue: &Issue) -> Range<usize> {
         (_, _, Some(value)) => value.span(),
         _ => 0..0,
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
 }

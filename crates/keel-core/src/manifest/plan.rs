@@ -60,7 +60,7 @@ impl Plan {
     }
 
     /// The time zone of this plan's calendar windows.
-    pub fn timezone(&self, product: &Product) -> TimeZone {
+    pub fn effective_timezone(&self, product: &Product) -> TimeZone {
         self.timezone.unwrap_or(product.timezone)
     }
 
@@ -151,7 +151,11 @@ mod tests {
             scope: LimitScope::User,
         };
         plan.limits.insert("jobs".into(), limit);
-        for (name, meter, percent) in [("extra", "jobs", 25), ("more", "jobs", 10), ("other", "tokens", 50)] {
+        for (name, meter, percent) in [
+            ("extra", "jobs", 25),
+            ("more", "jobs", 10),
+            ("other", "tokens", 50),
+        ] {
             let addon = Addon {
                 meter: meter.into(),
                 percent,
@@ -170,7 +174,10 @@ mod tests {
         // 10 * 1.25 = 12.5, rounded up.
         assert_eq!(plan.effective_limit("jobs", &["extra"]), Some(13));
         assert_eq!(plan.effective_limit("jobs", &["extra", "more"]), Some(14));
-        assert_eq!(plan.effective_limit("jobs", &["other", "unknown"]), Some(10));
+        assert_eq!(
+            plan.effective_limit("jobs", &["other", "unknown"]),
+            Some(10)
+        );
         assert_eq!(plan.effective_limit("tokens", &["other"]), None);
     }
 

@@ -171,7 +171,9 @@ pub struct Pricing {
 impl Pricing {
     /// Cost of a call, rounded up to the next micro; `input` excludes `cached_input`.
     pub fn cost(&self, input: u64, cached_input: u64, output: u64) -> Micros {
-        let cached = self.cached_input_per_mtok_micros.unwrap_or(self.input_per_mtok_micros);
+        let cached = self
+            .cached_input_per_mtok_micros
+            .unwrap_or(self.input_per_mtok_micros);
         let total = i128::from(input) * i128::from(self.input_per_mtok_micros.0)
             + i128::from(cached_input) * i128::from(cached.0)
             + i128::from(output) * i128::from(self.output_per_mtok_micros.0);

@@ -4,7 +4,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::{is_slug, Checker, Kind, SLUG_RULE};
 use crate::manifest::error::{Issue, Path};
-use crate::manifest::jobs::{Actor, JobType, StateSet};
+use crate::manifest::jobs::{Actor, JobType, StateSet, Transition};
+
+/// (from state, user action) -> (target state, transition index), to find ambiguous actions.
+type Actions<'j> = BTreeMap<(&'j str, &'j str), (&'j str, usize)>;
 
 /// The declared states of one job type, for reference checks.
 struct States<'j> {
@@ -28,9 +31,15 @@ impl<'j> States<'j> {
 
     /// "undefined state `X` (defined states: A, B)", in declaration order.
     fn undefined(&self, state: &str) -> String {
+        let mut listed: Vec<&str> = Vec::new();
+        for s in &self.job.states {
+            if !listed.contains(&s.as_str()) {
+                listed.push(s);
+            }
+        }
         format!(
             "undefined state `{state}` (defined states: {})",
-            self.job.states.join(", ")
+            listed.join(", ")
         )
     }
 
@@ -81,13 +90,15 @@ impl Checker<'_> {
     pub(super) fn job(&mut self, name: &str, job: &JobType) {
         let path = Path::of(&["jobs", name]);
         let states = States::new(job);
+        let before = self.issues.len();
         self.state_list(&path, job);
         self.initial_and_terminal(&path, &states);
         self.transitions(&path, &states);
         self.timeouts(&path, &states);
         self.heartbeat(&path, &states);
         self.job_extras(&path, &states);
-        if states.active(&job.initial) {
+        // Graph checks on a machine with broken references would only add noise.
+        if self.issues.len() == before && self.complete(&path) {
             self.reachability(&path, &states);
         }
     }
@@ -95,7 +106,8 @@ impl Checker<'_> {
     fn state_ref(&mut self, path: Path, states: &States<'_>, state: &str) -> bool {
         let ok = states.defined(state);
         if !ok {
-            self.issues.push(Issue::value(path, states.undefined(state)));
+            self.issues
+                .push(Issue::value(path, states.undefined(state)));
         }
         ok
     }
@@ -109,7 +121,7 @@ impl Checker<'_> {
     }
 
     fn state_list(&mut self, path: &Path, job: &JobType) {
-        if job.states.is_empty() {
+        if job.states.is_empty() && self.complete(path) {
             let message = "a job type needs at least one state";
             self.issues.push(Issue::value(path.key("states"), message));
         }
@@ -117,20 +129,30 @@ impl Checker<'_> {
         for (i, state) in job.states.iter().enumerate() {
             let at = path.key("states").index(i);
             if !is_state_name(state) {
-                let message = format!("invalid state name `{state}`: use letters, digits and `_`, starting with a letter");
+                let message = format!(
+                    "invalid state name `{state}`: use letters, digits and `_`, \
+                     starting with a letter"
+                );
                 self.issues.push(Issue::value(at, message));
             } else if !seen.insert(state.as_str()) {
-                self.issues.push(Issue::value(at, format!("duplicate state `{state}`")));
+                self.issues
+                    .push(Issue::value(at, format!("duplicate state `{state}`")));
             }
         }
     }
 
     fn initial_and_terminal(&mut self, path: &Path, states: &States<'_>) {
         let job = states.job;
-        self.active_ref(path.key("initial"), states, &job.initial, "the initial state");
-        if job.terminal.is_empty() {
+        self.active_ref(
+            path.key("initial"),
+            states,
+            &job.initial,
+            "the initial state",
+        );
+        if job.terminal.is_empty() && self.complete(path) {
             let message = "a job type needs at least one terminal state";
-            self.issues.push(Issue::value(path.key("terminal"), message));
+            self.issues
+                .push(Issue::value(path.key("terminal"), message));
         }
         for (i, state) in job.terminal.iter().enumerate() {
             self.state_ref(path.key("terminal").index(i), states, state);
@@ -138,8 +160,7 @@ impl Checker<'_> {
     }
 
     fn transitions(&mut self, path: &Path, states: &States<'_>) {
-        // (from state, action) -> (target, transition index), to find ambiguous actions.
-        let mut actions: BTreeMap<(&str, &str), (&str, usize)> = BTreeMap::new();
+        let mut actions = Actions::new();
         for (i, t) in states.job.transitions.iter().enumerate() {
             let at = path.key("transitions").index(i);
             if let StateSet::States(from) = &t.from {
@@ -153,28 +174,42 @@ impl Checker<'_> {
                 }
             }
             self.state_ref(at.key("to"), states, &t.to);
-            match (&t.action, t.by) {
-                (None, Actor::User) => {
-                    let message = "a user transition needs an `action` name (POST /v1/jobs/{id}/actions/{action})";
-                    self.issues.push(Issue::value(at.key("action"), message));
-                }
-                (Some(action), _) if !is_slug(action) => {
-                    let message = format!("invalid action `{action}`: {SLUG_RULE}");
-                    self.issues.push(Issue::value(at.key("action"), message));
-                }
-                (Some(action), Actor::User) => {
-                    for from in states.sources(&t.from) {
-                        let Some(&(to, k)) = actions.get(&(from, action.as_str())) else {
-                            actions.insert((from, action), (t.to.as_str(), i));
-                            continue;
-                        };
-                        if to != t.to {
-                            let message = format!("action `{action}` from state `{from}` already leads to `{to}` (transitions[{k}])");
-                            self.issues.push(Issue::value(at.key("action"), message));
-                        }
-                    }
-                }
-                _ => {}
+            self.action(&at, states, (i, t), &mut actions);
+        }
+    }
+
+    fn action<'j>(
+        &mut self,
+        at: &Path,
+        states: &States<'j>,
+        (index, t): (usize, &'j Transition),
+        actions: &mut Actions<'j>,
+    ) {
+        let Some(action) = &t.action else {
+            if t.by == Actor::User {
+                let message = "a user transition needs an `action` name \
+                     (POST /v1/jobs/{id}/actions/{action})";
+                self.issues.push(Issue::value(at.key("action"), message));
+            }
+            return;
+        };
+        if !is_slug(action) {
+            let message = format!("invalid action `{action}`: {SLUG_RULE}");
+            self.issues.push(Issue::value(at.key("action"), message));
+            return;
+        }
+        if t.by != Actor::User {
+            return;
+        }
+        for from in states.sources(&t.from) {
+            let (to, k) = *actions
+                .entry((from, action.as_str()))
+                .or_insert((t.to.as_str(), index));
+            if to != t.to {
+                let message = format!(
+                    "action `{action}` from state `{from}` already leads to `{to}` (transitions[{k}])"
+                );
+                self.issues.push(Issue::value(at.key("action"), message));
             }
         }
     }
@@ -183,7 +218,8 @@ impl Checker<'_> {
         for (state, timeout) in &states.job.timeouts {
             let at = path.key("timeouts").key(state);
             if !states.defined(state) {
-                self.issues.push(Issue::key(at.clone(), states.undefined(state)));
+                self.issues
+                    .push(Issue::key(at.clone(), states.undefined(state)));
             } else if states.job.is_terminal(state) {
                 let message = format!("a timeout cannot run in the terminal state `{state}`");
                 self.issues.push(Issue::key(at.clone(), message));
@@ -219,8 +255,13 @@ impl Checker<'_> {
         if let Some(concurrency) = &job.concurrency {
             let at = path.key("concurrency");
             self.positive(at.key("max"), i64::from(concurrency.max));
-            if concurrency.key.as_deref().is_some_and(|k| k.trim().is_empty()) {
-                self.issues.push(Issue::value(at.key("key"), "must not be empty"));
+            if concurrency
+                .key
+                .as_deref()
+                .is_some_and(|k| k.trim().is_empty())
+            {
+                self.issues
+                    .push(Issue::value(at.key("key"), "must not be empty"));
             }
         }
         if let Some(billing) = &job.billing {
@@ -248,10 +289,14 @@ impl Checker<'_> {
         for (i, state) in states.job.states.iter().enumerate() {
             let at = path.key("states").index(i);
             if !reached.contains(state.as_str()) {
-                let message = format!("state `{state}` cannot be reached from the initial state `{initial}`");
+                let message =
+                    format!("state `{state}` cannot be reached from the initial state `{initial}`");
                 self.issues.push(Issue::value(at, message));
             } else if states.active(state) && !edges.iter().any(|(f, _)| f == state) {
-                let message = format!("state `{state}` is not terminal but nothing leads out of it: add a transition or timeout, or list it in `terminal`");
+                let message = format!(
+                    "state `{state}` is not terminal but nothing leads out of it: \
+                     add a transition or timeout, or list it in `terminal`"
+                );
                 self.issues.push(Issue::value(at, message));
             }
         }

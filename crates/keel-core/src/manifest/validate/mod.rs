@@ -35,6 +35,8 @@ pub(crate) struct Draft {
     pub(crate) safety: BTreeMap<String, SafetyRule>,
     pub(crate) jobs: BTreeMap<String, JobType>,
     pub(crate) names: Names,
+    /// Keys dropped after deserialization errors: entries under them are incomplete.
+    pub(crate) removed: Vec<Path>,
 }
 
 /// The kinds of named entries a value can refer to.
@@ -49,6 +51,7 @@ pub(crate) enum Kind {
 pub(crate) fn validate(draft: &Draft) -> Vec<Issue> {
     let mut c = Checker {
         names: &draft.names,
+        removed: &draft.removed,
         issues: Vec::new(),
     };
     c.entry_names();
@@ -77,10 +80,16 @@ pub(crate) fn validate(draft: &Draft) -> Vec<Issue> {
 /// Accumulates issues while walking the model.
 pub(crate) struct Checker<'a> {
     pub(crate) names: &'a Names,
+    pub(crate) removed: &'a [Path],
     pub(crate) issues: Vec<Issue>,
 }
 
 impl Checker<'_> {
+    /// Whether the entry at `path` deserialized whole; "nothing declared" checks only make sense then.
+    pub(crate) fn complete(&self, path: &Path) -> bool {
+        !self.removed.iter().any(|r| r.starts_with(path))
+    }
+
     /// Reports `name` at `path` unless an entry of `kind` has that name.
     pub(crate) fn refer(&mut self, path: Path, kind: Kind, name: &str) {
         let (singular, plural, known) = match kind {
@@ -153,13 +162,15 @@ impl Checker<'_> {
     fn meter(&mut self, name: &str, meter: &Meter) {
         let path = Path::of(&["meters", name]);
         if meter.unit.trim().is_empty() {
-            self.issues.push(Issue::value(path.key("unit"), "must not be empty"));
+            self.issues
+                .push(Issue::value(path.key("unit"), "must not be empty"));
         }
         if let Some(typical) = &meter.typical {
             let path = path.key("typical");
             self.positive(path.key("amount"), typical.amount);
             if typical.label.trim().is_empty() {
-                self.issues.push(Issue::value(path.key("label"), "must not be empty"));
+                self.issues
+                    .push(Issue::value(path.key("label"), "must not be empty"));
             }
         }
     }
@@ -171,10 +182,13 @@ impl Checker<'_> {
         }
         if plan.monthly_credits < 0 {
             let message = format!("must not be negative, found {}", plan.monthly_credits);
-            self.issues.push(Issue::value(path.key("monthly_credits"), message));
+            self.issues
+                .push(Issue::value(path.key("monthly_credits"), message));
         } else if plan.monthly_credits > 0 && !has_credit_meter {
-            let message = "credits are granted but no meter spends them: set `credits = true` on a meter";
-            self.issues.push(Issue::value(path.key("monthly_credits"), message));
+            let message =
+                "credits are granted but no meter spends them: set `credits = true` on a meter";
+            self.issues
+                .push(Issue::value(path.key("monthly_credits"), message));
         }
         if let Some(limit) = plan.monthly_spend_limit_micros {
             self.not_negative(path.key("monthly_spend_limit_micros"), limit);
@@ -223,14 +237,16 @@ impl Checker<'_> {
         for (i, feature) in rule.features.iter().enumerate() {
             self.refer(path.key("features").index(i), Kind::Feature, feature);
         }
-        if rule.keywords.is_empty() && rule.patterns.is_empty() {
+        if rule.keywords.is_empty() && rule.patterns.is_empty() && self.complete(&path) {
             let message = "a safety rule needs at least one keyword or pattern";
-            self.issues.push(Issue::value(path.key("keywords"), message));
+            self.issues
+                .push(Issue::value(path.key("keywords"), message));
         }
         for (i, keyword) in rule.keywords.iter().enumerate() {
             if keyword.trim().is_empty() {
                 let message = "a keyword must not be empty";
-                self.issues.push(Issue::value(path.key("keywords").index(i), message));
+                self.issues
+                    .push(Issue::value(path.key("keywords").index(i), message));
             }
         }
         match &rule.status {
@@ -278,7 +294,15 @@ mod tests {
         for good in ["free", "prism_plus", "chat-l1", "a", "l2"] {
             assert!(is_slug(good), "{good}");
         }
-        for bad in ["", "Free", "1free", "_x", "with space", "é", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "Free",
+            "1free",
+            "_x",
+            "with space",
+            "é",
+            &"a".repeat(65),
+        ] {
             assert!(!is_slug(bad), "{bad}");
         }
     }

@@ -26,9 +26,10 @@ impl Checker<'_> {
         if let Some(pricing) = &route.pricing {
             self.pricing(&path.key("pricing"), pricing);
         }
-        if route.deployments.is_empty() {
+        if route.deployments.is_empty() && self.complete(&path) {
             let message = format!("a route needs at least one [[routes.{name}.deployments]] entry");
-            self.issues.push(Issue::value(path.key("deployments"), message));
+            self.issues
+                .push(Issue::value(path.key("deployments"), message));
         }
         for (i, deployment) in route.deployments.iter().enumerate() {
             self.deployment(&path.key("deployments").index(i), deployment);
@@ -67,25 +68,30 @@ impl Checker<'_> {
 
     fn deployment(&mut self, path: &Path, deployment: &Deployment) {
         if deployment.model.trim().is_empty() {
-            self.issues.push(Issue::value(path.key("model"), "must not be empty"));
+            self.issues
+                .push(Issue::value(path.key("model"), "must not be empty"));
         }
         self.positive(path.key("weight"), i64::from(deployment.weight));
         match &deployment.base_url {
             None if deployment.provider == ProviderKind::OpenAiCompatible => {
                 let message = "provider `openai_compatible` needs a `base_url`";
-                self.issues.push(Issue::value(path.key("base_url"), message));
+                self.issues
+                    .push(Issue::value(path.key("base_url"), message));
             }
             Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
                 let message = "must start with http:// or https://";
-                self.issues.push(Issue::value(path.key("base_url"), message));
+                self.issues
+                    .push(Issue::value(path.key("base_url"), message));
             }
             _ => {}
         }
         if let Some(env) = &deployment.api_key_env {
             if !is_env_name(env) {
                 // Never echo the value: it may be a key pasted by mistake.
-                let message = "must be the NAME of an environment variable (e.g. OPENAI_API_KEY), never the key itself";
-                self.issues.push(Issue::value(path.key("api_key_env"), message));
+                let message = "must be the NAME of an environment variable (e.g. OPENAI_API_KEY), \
+                     never the key itself";
+                self.issues
+                    .push(Issue::value(path.key("api_key_env"), message));
             }
         }
         if let Some(pricing) = &deployment.pricing {
@@ -94,8 +100,14 @@ impl Checker<'_> {
     }
 
     fn pricing(&mut self, path: &Path, pricing: &Pricing) {
-        self.not_negative(path.key("input_per_mtok_micros"), pricing.input_per_mtok_micros);
-        self.not_negative(path.key("output_per_mtok_micros"), pricing.output_per_mtok_micros);
+        self.not_negative(
+            path.key("input_per_mtok_micros"),
+            pricing.input_per_mtok_micros,
+        );
+        self.not_negative(
+            path.key("output_per_mtok_micros"),
+            pricing.output_per_mtok_micros,
+        );
         if let Some(cached) = pricing.cached_input_per_mtok_micros {
             self.not_negative(path.key("cached_input_per_mtok_micros"), cached);
         }
@@ -105,7 +117,9 @@ impl Checker<'_> {
 /// Whether `name` looks like an environment variable name: `[A-Z_][A-Z0-9_]*`.
 fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
         && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 

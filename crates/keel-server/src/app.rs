@@ -16,8 +16,10 @@ use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::admin;
 use crate::http::middleware as mw;
 use crate::http::{openapi::ApiDoc, request_id};
+use crate::identity::{self, Identity};
 use crate::{ops, telemetry, AppState, Settings};
 
 /// Why the server could not start.
@@ -26,6 +28,9 @@ pub enum StartError {
     /// The store could not be opened, reached or migrated.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// Signing keys could not be loaded or created.
+    #[error("identity: {0}")]
+    Identity(anyhow::Error),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -64,7 +69,10 @@ impl Application {
             max_connections: 16,
         })
         .await?;
-        let state = AppState::new(store, manifest.manifest, settings.clone());
+        let identity = Identity::new(store.clone(), settings.identity_config())
+            .await
+            .map_err(StartError::Identity)?;
+        let state = AppState::new(store, manifest.manifest, settings.clone(), identity);
         let router = assemble(state.clone(), extra);
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
@@ -150,6 +158,10 @@ impl Application {
 fn assemble(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ops::routes::router())
+        .merge(identity::routes::router())
+        .merge(identity::account_routes::router())
+        .merge(admin::auth::router())
+        .merge(admin::accounts::router())
         .merge(extra)
         .split_for_parts();
     match api.to_json() {

@@ -56,6 +56,14 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// OTLP/HTTP endpoint for traces; tracing export is off when unset.
     pub otlp_endpoint: Option<String>,
+    /// Access token lifetime.
+    pub access_token_ttl: Duration,
+    /// Refresh token and session lifetime.
+    pub refresh_token_ttl: Duration,
+    /// Window in which a concurrent refresh with a just-spent token gets the same successor.
+    pub refresh_grace: Duration,
+    /// Fewest characters in a password.
+    pub password_min_length: usize,
 }
 
 impl Default for Settings {
@@ -72,6 +80,10 @@ impl Default for Settings {
             connect_timeout: Duration::from_secs(10),
             log_format: LogFormat::Auto,
             otlp_endpoint: None,
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_grace: Duration::from_secs(10),
+            password_min_length: 12,
         }
     }
 }
@@ -97,6 +109,22 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
     ("log_format", "KEEL_LOG_FORMAT", "--log-format"),
     ("otlp_endpoint", "KEEL_OTLP_ENDPOINT", "--otlp-endpoint"),
+    (
+        "access_token_ttl",
+        "KEEL_ACCESS_TOKEN_TTL",
+        "--access-token-ttl",
+    ),
+    (
+        "refresh_token_ttl",
+        "KEEL_REFRESH_TOKEN_TTL",
+        "--refresh-token-ttl",
+    ),
+    ("refresh_grace", "KEEL_REFRESH_GRACE", "--refresh-grace"),
+    (
+        "password_min_length",
+        "KEEL_PASSWORD_MIN_LENGTH",
+        "--password-min-length",
+    ),
 ];
 
 /// The raw layers, each a map from `[server]` key to (where it came from, value).
@@ -202,9 +230,33 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), &'static str> {
             }
         }
         "otlp_endpoint" => s.otlp_endpoint = optional(v),
+        "access_token_ttl" => s.access_token_ttl = duration(v)?,
+        "refresh_token_ttl" => s.refresh_token_ttl = duration(v)?,
+        "refresh_grace" => s.refresh_grace = duration(v)?,
+        "password_min_length" => {
+            s.password_min_length = v
+                .parse()
+                .ok()
+                .filter(|n| (8..=128).contains(n))
+                .ok_or("a whole number from 8 to 128")?
+        }
         _ => return Err("a known setting"),
     }
     Ok(())
+}
+
+impl Settings {
+    /// The identity context's settings.
+    pub fn identity_config(&self) -> crate::identity::IdentityConfig {
+        let mut c = crate::identity::IdentityConfig {
+            access_ttl: self.access_token_ttl,
+            refresh_ttl: self.refresh_token_ttl,
+            refresh_grace: self.refresh_grace,
+            ..Default::default()
+        };
+        c.policy.min_length = self.password_min_length;
+        c
+    }
 }
 
 /// Parses `1048576`, `512KiB`, `1MiB` (binary units) into bytes; zero is refused.

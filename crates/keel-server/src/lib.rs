@@ -1,9 +1,11 @@
 //! Keel's HTTP server: the axum application assembled from one router per context,
 //! the middleware every request passes through, and the process lifecycle.
 
+pub mod admin;
 mod app;
 pub mod config;
 mod http;
+pub mod identity;
 mod ops;
 mod state;
 pub mod telemetry;

@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 use keel_core::manifest::Manifest;
 use keel_store::DynStore;
 
+use crate::identity::Identity;
 use crate::Settings;
 
 /// Shared, cheaply cloned application state.
@@ -17,17 +18,24 @@ struct Inner {
     store: DynStore,
     manifest: Arc<Manifest>,
     settings: Settings,
+    identity: Identity,
     openapi: OnceLock<String>,
 }
 
 impl AppState {
     /// Assembles the state.
-    pub fn new(store: DynStore, manifest: Manifest, settings: Settings) -> Self {
+    pub fn new(
+        store: DynStore,
+        manifest: Manifest,
+        settings: Settings,
+        identity: Identity,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 manifest: Arc::new(manifest),
                 settings,
+                identity,
                 openapi: OnceLock::new(),
             }),
         }
@@ -41,6 +49,11 @@ impl AppState {
     /// The product manifest.
     pub fn manifest(&self) -> &Arc<Manifest> {
         &self.inner.manifest
+    }
+
+    /// The identity context.
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
     }
 
     /// The settings the server runs with.

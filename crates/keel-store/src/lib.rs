@@ -7,7 +7,9 @@
 mod audit;
 mod connect;
 mod error;
+mod identity;
 pub mod postgres;
+mod rows;
 mod scope;
 pub mod sqlite;
 mod system;
@@ -19,13 +21,24 @@ use std::sync::Arc;
 pub use audit::{AuditEvent, AuditQuery, AuditStore, NewAuditEvent};
 pub use connect::{connect, ConnectOptions, Target};
 pub use error::{StoreError, StoreResult};
+pub use identity::{
+    AdminRecord, AdminSessionRecord, AdminUpdate, ApiKeyRecord, ApiKeyStore, AuthStore,
+    ChallengeRecord, FailureCount, NewAdmin, NewApiKey, NewRefreshToken, NewSession, NewUser,
+    RefreshTokenRecord, Rotation, SessionRecord, SigningKeyRecord, UserRecord, UserStore,
+};
 pub use scope::TenantScope;
 pub use system::{Backend, SchemaStatus, SystemStore};
 
 /// Everything Keel stores, behind one object the server holds.
-pub trait Store: SystemStore + AuditStore + Send + Sync + 'static {}
+pub trait Store:
+    SystemStore + AuditStore + UserStore + ApiKeyStore + AuthStore + Send + Sync + 'static
+{
+}
 
-impl<T: SystemStore + AuditStore + Send + Sync + 'static> Store for T {}
+impl<T> Store for T where
+    T: SystemStore + AuditStore + UserStore + ApiKeyStore + AuthStore + Send + Sync + 'static
+{
+}
 
 /// The shared handle the server and commands use.
 pub type DynStore = Arc<dyn Store>;
@@ -35,4 +48,22 @@ pub type DynStore = Arc<dyn Store>;
 pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
     use chrono::SubsecRound;
     chrono::Utc::now().trunc_subsecs(6)
+}
+
+/// A caller-given time at the precision both backends store, so what is returned at
+/// write equals what is read back.
+pub(crate) fn micros(at: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    at.trunc_subsecs(6)
+}
+
+/// The start of a throttling window of `window_secs` ending at `now` (0 to 100 years).
+pub(crate) fn window_cutoff(
+    now: chrono::DateTime<chrono::Utc>,
+    window_secs: i64,
+) -> chrono::DateTime<chrono::Utc> {
+    const CENTURY_SECS: i64 = 100 * 366 * 86_400;
+    let window =
+        chrono::TimeDelta::try_seconds(window_secs.clamp(0, CENTURY_SECS)).unwrap_or_default();
+    now.checked_sub_signed(window).unwrap_or(now)
 }

@@ -58,6 +58,18 @@ pub struct GlobalArgs {
     /// OTLP/HTTP traces endpoint; export is off when unset [env: KEEL_OTLP_ENDPOINT]
     #[arg(long, global = true)]
     pub otlp_endpoint: Option<String>,
+    /// Access token lifetime, e.g. 15m [env: KEEL_ACCESS_TOKEN_TTL]
+    #[arg(long, global = true)]
+    pub access_token_ttl: Option<String>,
+    /// Refresh token and session lifetime, e.g. 30d [env: KEEL_REFRESH_TOKEN_TTL]
+    #[arg(long, global = true)]
+    pub refresh_token_ttl: Option<String>,
+    /// Grace window for concurrent refreshes, e.g. 10s [env: KEEL_REFRESH_GRACE]
+    #[arg(long, global = true)]
+    pub refresh_grace: Option<String>,
+    /// Fewest characters in a password [env: KEEL_PASSWORD_MIN_LENGTH]
+    #[arg(long, global = true)]
+    pub password_min_length: Option<String>,
 }
 
 impl GlobalArgs {
@@ -75,6 +87,10 @@ impl GlobalArgs {
             ("connect_timeout", &self.connect_timeout),
             ("log_format", &self.log_format),
             ("otlp_endpoint", &self.otlp_endpoint),
+            ("access_token_ttl", &self.access_token_ttl),
+            ("refresh_token_ttl", &self.refresh_token_ttl),
+            ("refresh_grace", &self.refresh_grace),
+            ("password_min_length", &self.password_min_length),
         ];
         pairs
             .into_iter()
@@ -95,6 +111,31 @@ pub enum Command {
         /// The manifest file.
         manifest: PathBuf,
     },
+    /// Operator accounts.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Access-token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `keel admin …`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create the first SUPER_ADMIN (refused once any admin exists). The password is read
+    /// from `KEEL_BOOTSTRAP_PASSWORD`, or from the first line of stdin.
+    Bootstrap {
+        /// The admin's email.
+        #[arg(long)]
+        email: String,
+    },
+}
+
+/// `keel keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new signing key; older keys stop signing but keep verifying.
+    Rotate,
 }
 
 /// Parses arguments and runs the command.
@@ -104,5 +145,9 @@ pub fn main() -> ExitCode {
         Command::Check { manifest } => commands::check(&manifest),
         Command::Serve => commands::serve(&cli.global),
         Command::Migrate => commands::migrate(&cli.global),
+        Command::Admin(AdminCommand::Bootstrap { email }) => {
+            crate::operator::admin_bootstrap(&cli.global, &email)
+        }
+        Command::Keys(KeysCommand::Rotate) => crate::operator::rotate_keys(&cli.global),
     }
 }

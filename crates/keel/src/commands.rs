@@ -10,8 +10,8 @@ use keel_store::ConnectOptions;
 
 use crate::cli::GlobalArgs;
 
-const EXIT_RUNTIME: u8 = 1;
-const EXIT_CONFIG: u8 = 2;
+pub(crate) const EXIT_RUNTIME: u8 = 1;
+pub(crate) const EXIT_CONFIG: u8 = 2;
 
 /// `keel check FILE`.
 #[allow(clippy::print_stdout)] // printing the summary is this command's whole job
@@ -100,6 +100,30 @@ pub fn migrate(global: &GlobalArgs) -> ExitCode {
                 ExitCode::from(EXIT_RUNTIME)
             }
         }
+    })
+}
+
+/// Resolves settings, connects the store, runs `f` with it, and closes it.
+pub(crate) fn connect_store<F, Fut>(global: &GlobalArgs, f: F) -> ExitCode
+where
+    F: FnOnce(keel_store::DynStore) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    let (settings, _) = match resolve(global) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(EXIT_RUNTIME);
+    };
+    runtime.block_on(async move {
+        let store = match keel_store::connect(&connect_options(&settings)).await {
+            Ok(s) => s,
+            Err(e) => return fail_start(&StartError::Store(e)),
+        };
+        let code = f(store.clone()).await;
+        store.close().await;
+        code
     })
 }
 

@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the routes themselves.
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorEnvelope};
 
@@ -13,8 +14,38 @@ use super::error::{ErrorBody, ErrorEnvelope};
         license(name = "Apache-2.0")
     ),
     components(schemas(ErrorEnvelope, ErrorBody)),
+    modifiers(&BearerAuth),
     tags(
         (name = "ops", description = "Health, readiness and discovery"),
+        (name = "identity", description = "Accounts, sessions, tokens, API keys, wallet sign-in"),
+        (name = "admin", description = "Operator accounts and controls"),
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the bearer schemes routes refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT or API key")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("admin session token")
+                    .build(),
+            ),
+        );
+    }
+}

@@ -101,7 +101,7 @@ async fn openapi_json(State(state): State<AppState>) -> Response {
 /// The public keys that verify Keel's access tokens.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "ops", operation_id = "ops.jwks",
     responses((status = 200, description = "A JSON Web Key Set", content_type = "application/json")))]
-async fn jwks() -> Json<serde_json::Value> {
-    // Signing keys arrive with the identity context; until then the set is empty.
-    Json(json!({ "keys": [] }))
+async fn jwks(State(state): State<AppState>) -> Response {
+    let cache = [(header::CACHE_CONTROL, "public, max-age=300")];
+    (cache, Json(state.identity().keys().jwks())).into_response()
 }

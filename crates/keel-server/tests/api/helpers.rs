@@ -139,3 +139,80 @@ pub async fn error_of(res: reqwest::Response) -> serde_json::Value {
     assert!(err["details"].is_object());
     err
 }
+
+/// A signed-up user's tokens.
+pub struct Signed {
+    pub access: String,
+    pub refresh: String,
+    pub session: String,
+}
+
+pub const PASSWORD: &str = "tangerine-orbit-42";
+
+impl TestApp {
+    pub async fn post_json(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        let mut req = self.client.post(self.url(path)).json(&body);
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn get_auth(&self, path: &str, bearer: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn register(&self, email: &str) -> Signed {
+        let res = self
+            .post_json(
+                "/v1/auth/register",
+                None,
+                serde_json::json!({"email": email, "password": PASSWORD, "device_name": "laptop"}),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "{:?}", res.text().await);
+        signed(res).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/v1/auth/login",
+            None,
+            serde_json::json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, token: &str) -> reqwest::Response {
+        self.post_json(
+            "/v1/auth/refresh",
+            None,
+            serde_json::json!({"refresh_token": token}),
+        )
+        .await
+    }
+}
+
+pub async fn signed(res: reqwest::Response) -> Signed {
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    Signed {
+        access: body["access_token"].as_str().unwrap().to_string(),
+        refresh: body["refresh_token"].as_str().unwrap().to_string(),
+        session: body["session_id"].as_str().unwrap().to_string(),
+    }
+}
+
+pub fn unique_email() -> String {
+    format!("user-{}@Example.COM", uuid::Uuid::now_v7().simple())
+}

@@ -2,7 +2,12 @@
 //! `KEEL_TEST_BACKEND=postgres`, in which case each test gets a throwaway database.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin;
+mod api_keys;
 mod errors;
 mod helpers;
+mod identity;
 mod lifecycle;
 mod ops;
+mod tokens;
+mod wallet;

@@ -1,6 +1,11 @@
 //! PostgreSQL, for any number of stateless nodes sharing one database.
 
+mod admins;
+mod api_keys;
 mod audit;
+mod auth;
+mod sessions;
+mod users;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,6 +1,11 @@
 //! The embedded default: one SQLite file in WAL mode, created on first start.
 
+mod admins;
+mod api_keys;
 mod audit;
+mod auth;
+mod sessions;
+mod users;
 
 use std::io::Write;
 use std::path::Path;
@@ -10,8 +15,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{Sqlite, SqlitePool, Transaction};
 
+use crate::error::map_sqlx;
 use crate::{Backend, SchemaStatus, StoreError, StoreResult, SystemStore};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -50,6 +56,15 @@ impl SqliteStore {
     /// The pool, for sibling modules.
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// A transaction that takes the write lock at `BEGIN`: writers then queue on
+    /// `busy_timeout` instead of failing with `SQLITE_BUSY` when a read would upgrade.
+    pub(crate) async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_sqlx)
     }
 
     async fn migrate(&self) -> StoreResult<()> {

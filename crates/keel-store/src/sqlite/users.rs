@@ -1,0 +1,169 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keel_core::ids::{RefreshTokenId, SessionId, UserId};
+
+use super::{sessions, SqliteStore};
+use crate::error::map_sqlx;
+use crate::rows::{self, user_columns};
+use crate::{
+    NewRefreshToken, NewSession, NewUser, RefreshTokenRecord, Rotation, SessionRecord, StoreError,
+    StoreResult, TenantScope, UserRecord, UserStore,
+};
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn create_user(&self, user: NewUser) -> StoreResult<UserRecord> {
+        let record = UserRecord {
+            id: user.id,
+            tenant_id: user.tenant_id,
+            email: user.email,
+            password_hash: user.password_hash,
+            wallet_address: user.wallet_address,
+            role: user.role,
+            created_at: crate::now(),
+        };
+        let mut tx = self.begin_write().await?;
+        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
+            .bind(record.tenant_id.to_string())
+            .bind(&user.tenant_name)
+            .bind(record.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        sqlx::query(
+            "INSERT INTO users (id, tenant_id, email, password_hash, wallet_address, role, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(record.id.to_string())
+        .bind(record.tenant_id.to_string())
+        .bind(&record.email)
+        .bind(&record.password_hash)
+        .bind(&record.wallet_address)
+        .bind(&record.role)
+        .bind(record.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(record)
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE email = ?"
+        ))
+        .bind(email)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(map_sqlx)?
+        .as_ref()
+        .map(rows::user)
+        .transpose()
+    }
+
+    async fn find_user_by_wallet(&self, address: &str) -> StoreResult<Option<UserRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE wallet_address = ?"
+        ))
+        .bind(address)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(map_sqlx)?
+        .as_ref()
+        .map(rows::user)
+        .transpose()
+    }
+
+    async fn get_user(&self, scope: &TenantScope, id: UserId) -> StoreResult<UserRecord> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = ? AND tenant_id = ?"
+        ))
+        .bind(id.to_string())
+        .bind(scope.tenant().to_string())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(map_sqlx)?
+        .as_ref()
+        .map_or(Err(StoreError::NotFound), rows::user)
+    }
+
+    async fn set_password_hash(
+        &self,
+        scope: &TenantScope,
+        id: UserId,
+        hash: &str,
+    ) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND tenant_id = ?")
+            .bind(hash)
+            .bind(id.to_string())
+            .bind(scope.tenant().to_string())
+            .execute(self.pool())
+            .await
+            .map_err(map_sqlx)?;
+        match done.rows_affected() {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    async fn create_session(
+        &self,
+        scope: &TenantScope,
+        session: NewSession,
+        token: NewRefreshToken,
+    ) -> StoreResult<SessionRecord> {
+        sessions::create(self, scope, session, token).await
+    }
+
+    async fn get_session(&self, scope: &TenantScope, id: SessionId) -> StoreResult<SessionRecord> {
+        sessions::get(self, scope, id).await
+    }
+
+    async fn list_sessions(
+        &self,
+        scope: &TenantScope,
+        user: UserId,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        sessions::list_live(self, scope, user, crate::now()).await
+    }
+
+    async fn revoke_session(
+        &self,
+        scope: &TenantScope,
+        user: UserId,
+        id: SessionId,
+        reason: &str,
+    ) -> StoreResult<()> {
+        sessions::revoke(self, scope, user, id, reason).await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        scope: &TenantScope,
+        user: UserId,
+        keep: Option<SessionId>,
+        reason: &str,
+    ) -> StoreResult<u64> {
+        sessions::revoke_all_but(self, scope, user, keep, reason).await
+    }
+
+    async fn find_refresh_token(&self, hash: &[u8]) -> StoreResult<Option<RefreshTokenRecord>> {
+        sessions::find_token(self, hash).await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        scope: &TenantScope,
+        parent: RefreshTokenId,
+        child: NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Rotation> {
+        sessions::rotate(self, scope, parent, child, crate::micros(now)).await
+    }
+}

@@ -51,6 +51,7 @@ impl fmt::Display for Micros {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

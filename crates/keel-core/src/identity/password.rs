@@ -122,7 +122,8 @@ impl PasswordPolicy {
         }
         let lower = password.to_lowercase();
         let same_as_email = !email_local.is_empty() && lower == email_local.to_lowercase();
-        let single_char = password.chars().all(|c| Some(c) == password.chars().next());
+        let first = password.chars().next();
+        let single_char = password.chars().all(|c| Some(c) == first);
         if same_as_email || single_char || COMMON.iter().any(|c| c.to_lowercase() == lower) {
             return Err(PolicyViolation {
                 code: "password_too_common",
@@ -135,6 +136,7 @@ impl PasswordPolicy {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

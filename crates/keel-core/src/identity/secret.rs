@@ -64,6 +64,7 @@ pub fn looks_like_api_key(token: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

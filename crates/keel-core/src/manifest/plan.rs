@@ -141,6 +141,7 @@ pub struct RateLimit {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn plan_with_addons() -> Plan {

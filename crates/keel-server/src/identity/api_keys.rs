@@ -23,10 +23,13 @@ pub const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
 /// Scopes a key may carry.
 pub const SCOPES: &[&str] = &["all", "gateway", "jobs", "billing:read", "profile:read"];
 
+/// A lookup result (a miss is cached too) and when it was made.
+type Cached = (Option<ApiKeyRecord>, Instant);
+
 /// Per-node cache of key lookups by hash.
 #[derive(Clone, Default)]
 pub struct KeyCache {
-    inner: Arc<RwLock<HashMap<Vec<u8>, (Option<ApiKeyRecord>, Instant)>>>,
+    inner: Arc<RwLock<HashMap<Vec<u8>, Cached>>>,
 }
 
 impl KeyCache {

@@ -287,6 +287,7 @@ pub(crate) fn is_slug(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

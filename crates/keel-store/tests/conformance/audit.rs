@@ -1,42 +1,9 @@
-//! One conformance suite, generic over the store, run on SQLite and on PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-use std::time::Duration;
+//! The audit log and the store's lifecycle (migrations, schema versions).
 
 use keel_core::ids::TenantId;
-use keel_store::testing::ThrowawayDb;
-use keel_store::{
-    connect, AuditQuery, Backend, ConnectOptions, DynStore, NewAuditEvent, StoreError, TenantScope,
-};
+use keel_store::{connect, AuditQuery, Backend, NewAuditEvent, StoreError, TenantScope};
 
-struct Harness {
-    store: DynStore,
-    opts: ConnectOptions,
-    _dir: tempfile::TempDir,
-    _db: Option<ThrowawayDb>,
-}
-
-async fn harness(backend: Backend) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let db = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => Some(ThrowawayDb::create().await.expect("PostgreSQL for tests")),
-    };
-    let opts = ConnectOptions {
-        database_url: db.as_ref().map(|d| d.url.clone()),
-        data_dir: dir.path().join("data"),
-        connect_timeout: Duration::from_secs(10),
-        max_connections: 8,
-    };
-    let store = connect(&opts).await.unwrap();
-    assert_eq!(store.backend(), backend);
-    Harness {
-        store,
-        opts,
-        _dir: dir,
-        _db: db,
-    }
-}
+use crate::harness;
 
 fn event(action: &str) -> NewAuditEvent {
     NewAuditEvent {
@@ -196,21 +163,6 @@ async fn a_database_from_a_newer_keel_is_refused(backend: Backend) {
         Err(other) => panic!("expected SchemaTooNew, got {other}"),
         Ok(_) => panic!("a newer database was accepted"),
     }
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            use super::*;
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(Backend::Sqlite).await })*
-        }
-        mod postgres {
-            use super::*;
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(Backend::Postgres).await })*
-        }
-    };
 }
 
 on_both_backends!(

@@ -96,12 +96,19 @@ impl Identity {
         if looks_like_api_key(credential) {
             return self.authenticate_api_key(credential).await;
         }
-        let token = tokens::verify_signature(&self.keys, credential)
-            .await
-            .map_err(|why| {
-                tracing::debug!(reason = %why, "access token refused");
-                invalid_token()
-            })?;
+        let token = match self.verified.get(credential) {
+            Some(t) => t,
+            None => {
+                let (token, exp) = tokens::verify_signature(&self.keys, credential)
+                    .await
+                    .map_err(|why| {
+                        tracing::debug!(reason = %why, "access token refused");
+                        invalid_token()
+                    })?;
+                self.verified.put(credential, &token, exp);
+                token
+            }
+        };
         if !self.session_live(&token).await? {
             return Err(invalid_token());
         }

@@ -21,7 +21,7 @@ use keel_store::{DynStore, NewAuditEvent, TenantScope};
 pub use extract::{AuthUser, Via};
 use keys::KeyRing;
 use passwords::Passwords;
-use tokens::SessionCache;
+use tokens::{SessionCache, VerifiedCache};
 
 /// Identity settings.
 #[derive(Clone, Debug)]
@@ -58,6 +58,7 @@ pub struct Identity {
     pub(crate) keys: KeyRing,
     pub(crate) passwords: Passwords,
     pub(crate) sessions: SessionCache,
+    pub(crate) verified: VerifiedCache,
     pub(crate) api_keys: api_keys::KeyCache,
     pub(crate) config: IdentityConfig,
 }
@@ -74,6 +75,7 @@ impl Identity {
             keys,
             passwords: Passwords::new(cores),
             sessions: SessionCache::default(),
+            verified: VerifiedCache::default(),
             api_keys: api_keys::KeyCache::default(),
             config,
         })

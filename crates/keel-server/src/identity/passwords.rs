@@ -1,12 +1,13 @@
-//! Argon2id hashing off the async threads, with a bounded number at once so a login storm
-//! queues instead of exhausting memory (each hash holds 19 MiB).
+//! Argon2id hashing off the async threads, on a fixed pool of worker threads, so a login
+//! storm queues instead of exhausting memory: each hash holds 19 MiB, and a fixed set of
+//! threads keeps the allocator from retaining a 19 MiB block per blocking-pool thread.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::rngs::OsRng;
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{mpsc, oneshot, OnceCell};
 
 /// OWASP's minimum for Argon2id: 19 MiB, 2 iterations, 1 lane.
 pub const MEMORY_KIB: u32 = 19 * 1024;
@@ -15,10 +16,12 @@ pub const ITERATIONS: u32 = 2;
 /// Lanes.
 pub const LANES: u32 = 1;
 
-/// Hashes and verifies passwords on the blocking pool, a few at a time.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Hashes and verifies passwords on a fixed pool of threads.
 #[derive(Clone)]
 pub struct Passwords {
-    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
     params: Params,
     dummy: Arc<OnceCell<String>>,
 }
@@ -33,14 +36,50 @@ pub struct Verified {
 }
 
 impl Passwords {
-    /// At most `concurrency` hashes run at once.
+    /// At most `concurrency` hashes run at once; the rest wait in a queue.
     pub fn new(concurrency: usize) -> Self {
         let params = Params::new(MEMORY_KIB, ITERATIONS, LANES, None).unwrap_or_default();
+        let (jobs, rx) = mpsc::channel::<Job>(4096);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..concurrency.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("keel-argon2-{i}"))
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(mut rx) => rx.blocking_recv(),
+                        Err(_) => None,
+                    };
+                    match job {
+                        Some(job) => job(),
+                        None => return,
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password hashing thread");
+            }
+        }
         Self {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            jobs,
             params,
             dummy: Arc::new(OnceCell::new()),
         }
+    }
+
+    /// Runs `f` on the hashing pool.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| anyhow::anyhow!("password hashing pool stopped"))?;
+        Ok(rx.await?)
     }
 
     fn argon(params: Params) -> Argon2<'static> {
@@ -49,10 +88,9 @@ impl Passwords {
 
     /// A PHC string (algorithm, parameters and salt stored with the hash).
     pub async fn hash(&self, password: &str) -> anyhow::Result<String> {
-        let _permit = self.permits.acquire().await?;
         let params = self.params.clone();
         let password = password.to_owned();
-        tokio::task::spawn_blocking(move || {
+        self.run(move || {
             let salt = SaltString::generate(&mut OsRng);
             Self::argon(params)
                 .hash_password(password.as_bytes(), &salt)
@@ -69,23 +107,23 @@ impl Passwords {
             Some(s) => (s.to_owned(), true),
             None => (self.dummy_hash().await?, false),
         };
-        let _permit = self.permits.acquire().await?;
         let password = password.to_owned();
         let want = self.params.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let Ok(parsed) = PasswordHash::new(&stored) else {
-                return Verified {
-                    ok: false,
-                    needs_rehash: false,
+        let result = self
+            .run(move || {
+                let Ok(parsed) = PasswordHash::new(&stored) else {
+                    return Verified {
+                        ok: false,
+                        needs_rehash: false,
+                    };
                 };
-            };
-            let ok = Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok();
-            let needs_rehash = ok && weaker_than(&parsed, &want);
-            Verified { ok, needs_rehash }
-        })
-        .await?;
+                let ok = Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok();
+                let needs_rehash = ok && weaker_than(&parsed, &want);
+                Verified { ok, needs_rehash }
+            })
+            .await?;
         Ok(Verified {
             ok: result.ok && real,
             needs_rehash: result.needs_rehash && real,

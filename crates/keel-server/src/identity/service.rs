@@ -143,9 +143,11 @@ impl Identity {
             .verify(password, stored)
             .await
             .map_err(ApiError::internal)?;
+        let tenant = user
+            .as_ref()
+            .map_or_else(super::system_tenant, |u| u.tenant_id);
         let Some(user) = user.filter(|_| verified.ok) else {
             self.record_failure(&keys).await?;
-            let tenant = self.tenant_of_email(normalised.as_deref().ok()).await;
             self.audit(
                 tenant,
                 "anonymous",
@@ -169,16 +171,6 @@ impl Identity {
         }
         self.open_session(&user, meta, default_plan, "auth.login")
             .await
-    }
-
-    async fn tenant_of_email(&self, email: Option<&str>) -> TenantId {
-        match email {
-            Some(e) => match self.store.find_user_by_email(e).await {
-                Ok(Some(u)) => u.tenant_id,
-                _ => super::system_tenant(),
-            },
-            None => super::system_tenant(),
-        }
     }
 
     /// Opens a session for a signed-in user and issues its first token pair.

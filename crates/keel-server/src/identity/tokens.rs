@@ -88,7 +88,10 @@ pub fn issue(
 }
 
 /// Checks everything but session liveness.
-pub async fn verify_signature(keys: &KeyRing, token: &str) -> Result<AccessToken, TokenRejected> {
+pub async fn verify_signature(
+    keys: &KeyRing,
+    token: &str,
+) -> Result<(AccessToken, i64), TokenRejected> {
     let header = jsonwebtoken::decode_header(token)
         .map_err(|_| TokenRejected("malformed header or algorithm"))?;
     if header.alg != Algorithm::EdDSA {
@@ -109,13 +112,14 @@ pub async fn verify_signature(keys: &KeyRing, token: &str) -> Result<AccessToken
     if c.iat > Utc::now().timestamp() + 5 {
         return Err(TokenRejected("issued in the future"));
     }
-    Ok(AccessToken {
+    let access = AccessToken {
         user: c.sub.parse().map_err(|_| TokenRejected("bad sub"))?,
         tenant: c.tid.parse().map_err(|_| TokenRejected("bad tid"))?,
         session: c.sid.parse().map_err(|_| TokenRejected("bad sid"))?,
         role: c.role,
         plan: c.plan,
-    })
+    };
+    Ok((access, c.exp))
 }
 
 /// A short-lived cache of "is this session live" answers, per node.
@@ -140,6 +144,39 @@ impl SessionCache {
                 map.retain(|_, (_, at)| at.elapsed() < SESSION_CHECK_TTL);
             }
             map.insert(id, (live, Instant::now()));
+        }
+    }
+}
+
+/// Tokens whose signature and claims were already verified on this node, until they expire,
+/// so a token used many times is verified once (the session check still runs every time).
+#[derive(Clone, Default)]
+pub struct VerifiedCache {
+    inner: Arc<RwLock<HashMap<String, (AccessToken, i64)>>>,
+}
+
+/// Most tokens kept; beyond this the cache is swept of expired entries, then emptied.
+const VERIFIED_CACHE_MAX: usize = 50_000;
+
+impl VerifiedCache {
+    /// A previously verified, unexpired token.
+    pub fn get(&self, token: &str) -> Option<AccessToken> {
+        let map = self.inner.read().ok()?;
+        let (access, exp) = map.get(token)?;
+        (*exp > Utc::now().timestamp()).then(|| access.clone())
+    }
+
+    /// Remembers a verified token until `exp`.
+    pub fn put(&self, token: &str, access: &AccessToken, exp: i64) {
+        if let Ok(mut map) = self.inner.write() {
+            if map.len() >= VERIFIED_CACHE_MAX {
+                let now = Utc::now().timestamp();
+                map.retain(|_, (_, e)| *e > now);
+                if map.len() >= VERIFIED_CACHE_MAX {
+                    map.clear();
+                }
+            }
+            map.insert(token.to_string(), (access.clone(), exp));
         }
     }
 }

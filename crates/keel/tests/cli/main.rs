@@ -211,4 +211,5 @@ fn migrate_brings_the_embedded_database_to_the_current_schema() {
 
 mod data_dir;
 mod defaults;
+mod operator;
 mod otlp;

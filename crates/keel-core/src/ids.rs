@@ -125,6 +125,11 @@ typed_id!(
     ChallengeId, "wch", "wallet challenge"
 );
 
+typed_id!(
+    /// A quota reservation.
+    ReservationId, "res", "reservation"
+);
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

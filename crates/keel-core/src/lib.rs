@@ -3,6 +3,7 @@
 //! Nothing in this crate performs I/O other than reading a manifest file; storage,
 //! HTTP and providers live at the edges in other crates.
 
+pub mod billing;
 pub mod identity;
 pub mod ids;
 pub mod manifest;

@@ -16,10 +16,10 @@ use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::admin;
 use crate::http::middleware as mw;
 use crate::http::{openapi::ApiDoc, request_id};
 use crate::identity::{self, Identity};
+use crate::{admin, billing};
 use crate::{ops, telemetry, AppState, Settings};
 
 /// Why the server could not start.
@@ -124,6 +124,11 @@ impl Application {
             tracing::info!("shutdown requested; draining in-flight requests");
             let _ = tx.send(true);
         });
+        let sweeper = tokio::spawn(billing::sweeper::run(
+            self.state.store().clone(),
+            self.state.settings().sweep_interval,
+            rx.clone(),
+        ));
         let metrics = axum::serve(self.metrics_listener, self.metrics_router)
             .with_graceful_shutdown(stopped(rx.clone()));
         let metrics = tokio::spawn(async move { metrics.await });
@@ -143,6 +148,7 @@ impl Application {
             }
         };
         metrics.abort();
+        let _ = sweeper.await;
         let store = self.state.store().clone();
         if tokio::time::timeout(Duration::from_secs(5), store.close())
             .await
@@ -160,6 +166,8 @@ fn assemble(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
         .merge(ops::routes::router())
         .merge(identity::routes::router())
         .merge(identity::account_routes::router())
+        .merge(billing::routes::router())
+        .merge(billing::service_routes::router())
         .merge(admin::auth::router())
         .merge(admin::accounts::router())
         .merge(extra)

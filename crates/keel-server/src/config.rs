@@ -64,6 +64,10 @@ pub struct Settings {
     pub refresh_grace: Duration,
     /// Fewest characters in a password.
     pub password_min_length: usize,
+    /// Keys of the product's own services (from `KEEL_SERVICE_KEYS` only).
+    pub service_keys: crate::integrity::ServiceKeys,
+    /// How often expired reservations are released.
+    pub sweep_interval: Duration,
 }
 
 impl Default for Settings {
@@ -84,6 +88,8 @@ impl Default for Settings {
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             refresh_grace: Duration::from_secs(10),
             password_min_length: 12,
+            service_keys: Default::default(),
+            sweep_interval: Duration::from_secs(5),
         }
     }
 }
@@ -165,6 +171,15 @@ impl Settings {
             }
         }
         let mut s = Settings::default();
+        // Secrets come from the environment only, never from a file or a flag.
+        if let Some(keys) = layers.env.get("KEEL_SERVICE_KEYS") {
+            s.service_keys =
+                crate::integrity::ServiceKeys::parse(keys).map_err(|expected| ConfigError {
+                    key: "KEEL_SERVICE_KEYS".into(),
+                    value: "<redacted>".into(),
+                    expected: expected.into(),
+                })?;
+        }
         for (k, (source, value)) in raw {
             apply(&mut s, k, &value).map_err(|expected| ConfigError {
                 key: source,
@@ -233,6 +248,7 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), &'static str> {
         "access_token_ttl" => s.access_token_ttl = duration(v)?,
         "refresh_token_ttl" => s.refresh_token_ttl = duration(v)?,
         "refresh_grace" => s.refresh_grace = duration(v)?,
+        "sweep_interval" => s.sweep_interval = duration(v)?,
         "password_min_length" => {
             s.password_min_length = v
                 .parse()

@@ -3,9 +3,11 @@
 
 pub mod admin;
 mod app;
+pub mod billing;
 pub mod config;
 mod http;
 pub mod identity;
+pub mod integrity;
 mod ops;
 mod state;
 pub mod telemetry;

@@ -282,6 +282,9 @@ pub trait UserStore {
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
     /// Sign-in lookup by wallet address (unscoped, as above).
     async fn find_user_by_wallet(&self, address: &str) -> StoreResult<Option<UserRecord>>;
+    /// Any user by id, whatever the tenant: only for the product's own service principal,
+    /// which acts for every tenant and learns the tenant from the user.
+    async fn locate_user(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
     /// A user of the scope's tenant.
     async fn get_user(&self, scope: &TenantScope, id: UserId) -> StoreResult<UserRecord>;
     /// Replaces the password hash (change or transparent upgrade).

@@ -5,6 +5,9 @@
 //! read cannot be written.
 
 mod audit;
+mod billing;
+mod billing_calc;
+mod billing_rows;
 mod connect;
 mod error;
 mod identity;
@@ -19,6 +22,11 @@ pub mod testing;
 use std::sync::Arc;
 
 pub use audit::{AuditEvent, AuditQuery, AuditStore, NewAuditEvent};
+pub use billing::{
+    BillingStore, CommitOutcome, CounterKey, CounterMismatch, CounterValue, Gate, LedgerEntry,
+    NewLedgerEntry, NewReservation, ReservationRecord, ReservationStatus, ReserveOutcome,
+    Subscription, UsageGroup, UsageRow,
+};
 pub use connect::{connect, ConnectOptions, Target};
 pub use error::{StoreError, StoreResult};
 pub use identity::{
@@ -31,12 +39,28 @@ pub use system::{Backend, SchemaStatus, SystemStore};
 
 /// Everything Keel stores, behind one object the server holds.
 pub trait Store:
-    SystemStore + AuditStore + UserStore + ApiKeyStore + AuthStore + Send + Sync + 'static
+    SystemStore
+    + AuditStore
+    + UserStore
+    + ApiKeyStore
+    + AuthStore
+    + BillingStore
+    + Send
+    + Sync
+    + 'static
 {
 }
 
 impl<T> Store for T where
-    T: SystemStore + AuditStore + UserStore + ApiKeyStore + AuthStore + Send + Sync + 'static
+    T: SystemStore
+        + AuditStore
+        + UserStore
+        + ApiKeyStore
+        + AuthStore
+        + BillingStore
+        + Send
+        + Sync
+        + 'static
 {
 }
 

@@ -1,9 +1,10 @@
-//! Decoding identity rows, written once for both backends: the tables have the same
+//! Decoding rows, written once for both backends: the tables have the same
 //! column names on SQLite and PostgreSQL, only the SQL placeholders differ.
 
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use sqlx::types::Json;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
@@ -73,9 +74,18 @@ pub(crate) trait Columns {
     fn opt_time(&self, col: &str) -> StoreResult<Option<DateTime<Utc>>>;
     fn bytes(&self, col: &str) -> StoreResult<Vec<u8>>;
     fn int(&self, col: &str) -> StoreResult<i64>;
+    fn opt_int(&self, col: &str) -> StoreResult<Option<i64>>;
     fn flag(&self, col: &str) -> StoreResult<bool>;
     /// A JSON array of strings (TEXT on SQLite, JSONB on PostgreSQL).
     fn strings(&self, col: &str) -> StoreResult<Vec<String>>;
+    /// Any JSON document (TEXT on SQLite, JSONB on PostgreSQL).
+    fn json_value(&self, col: &str) -> StoreResult<serde_json::Value>;
+
+    /// A JSON document decoded into `T`.
+    fn json<T: DeserializeOwned>(&self, col: &str) -> StoreResult<T> {
+        serde_json::from_value(self.json_value(col)?)
+            .map_err(|e| StoreError::Other(sqlx::Error::Decode(Box::new(e))))
+    }
 
     /// A prefixed id stored as text.
     fn id<T: FromStr>(&self, col: &str) -> StoreResult<T>
@@ -104,6 +114,7 @@ where
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> Json<Vec<String>>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Json<serde_json::Value>: Decode<'r, R::Database> + Type<R::Database>,
 {
     fn text(&self, col: &str) -> StoreResult<String> {
         Ok(self.try_get(col)?)
@@ -123,12 +134,19 @@ where
     fn int(&self, col: &str) -> StoreResult<i64> {
         Ok(self.try_get(col)?)
     }
+    fn opt_int(&self, col: &str) -> StoreResult<Option<i64>> {
+        Ok(self.try_get(col)?)
+    }
     fn flag(&self, col: &str) -> StoreResult<bool> {
         Ok(self.try_get(col)?)
     }
     fn strings(&self, col: &str) -> StoreResult<Vec<String>> {
         let Json(values) = self.try_get(col)?;
         Ok(values)
+    }
+    fn json_value(&self, col: &str) -> StoreResult<serde_json::Value> {
+        let Json(value) = self.try_get(col)?;
+        Ok(value)
     }
 }
 

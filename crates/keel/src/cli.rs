@@ -117,6 +117,21 @@ pub enum Command {
     /// Access-token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The usage ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+/// `keel ledger …`
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Recompute every quota counter from the ledger and active reservations; report
+    /// mismatches (exit 3 when there are any), and rewrite them with `--repair`.
+    Verify {
+        /// Overwrite mismatched counters with the recomputed values.
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 /// `keel admin …`
@@ -149,5 +164,8 @@ pub fn main() -> ExitCode {
             crate::operator::admin_bootstrap(&cli.global, &email)
         }
         Command::Keys(KeysCommand::Rotate) => crate::operator::rotate_keys(&cli.global),
+        Command::Ledger(LedgerCommand::Verify { repair }) => {
+            crate::operator::verify_ledger(&cli.global, repair)
+        }
     }
 }

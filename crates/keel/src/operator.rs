@@ -54,3 +54,38 @@ pub fn rotate_keys(global: &GlobalArgs) -> ExitCode {
         }
     })
 }
+
+/// `keel ledger verify [--repair]`.
+#[allow(clippy::print_stdout)] // the report is this command's output
+pub fn verify_ledger(global: &GlobalArgs, repair: bool) -> ExitCode {
+    connect_store(global, |store| async move {
+        match store.verify_counters(repair).await {
+            Ok(mismatches) if mismatches.is_empty() => {
+                println!("ledger ok: every counter matches the ledger and active reservations");
+                ExitCode::SUCCESS
+            }
+            Ok(mismatches) => {
+                for m in &mismatches {
+                    println!(
+                        "mismatch tenant={} user={} meter={} window={} stored(committed,reserved)={:?} expected={:?}",
+                        m.tenant_id, m.user_id, m.key.meter, m.key.window, m.stored, m.expected
+                    );
+                }
+                println!(
+                    "{} mismatch(es){}",
+                    mismatches.len(),
+                    if repair { ", repaired" } else { "" }
+                );
+                if repair {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(3)
+                }
+            }
+            Err(e) => {
+                eprintln!("keel: {e}");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        }
+    })
+}

@@ -18,6 +18,7 @@ use super::error::{ErrorBody, ErrorEnvelope};
     tags(
         (name = "ops", description = "Health, readiness and discovery"),
         (name = "identity", description = "Accounts, sessions, tokens, API keys, wallet sign-in"),
+        (name = "billing", description = "Plans, entitlements, reservations, usage ledger"),
         (name = "admin", description = "Operator accounts and controls"),
     )
 )]
@@ -35,6 +36,15 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT or API key")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "service",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("<key id>.<secret>")
                     .build(),
             ),
         );

@@ -38,7 +38,7 @@ pub struct MeOut {
     pub wallet_address: Option<String>,
     /// `user` or `admin`.
     pub role: String,
-    /// Plan (from the token for sessions).
+    /// The plan in force now.
     pub plan: String,
     /// Created (RFC 3339).
     pub created_at: String,
@@ -53,11 +53,15 @@ async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Me
         .store()
         .get_user(&user.scope(), user.token.user)
         .await?;
-    let plan = if user.token.plan.is_empty() {
-        state.manifest().product.default_plan.clone()
-    } else {
-        user.token.plan.clone()
-    };
+    let choice = crate::billing::plan_for(
+        state.store(),
+        state.manifest(),
+        &user.scope(),
+        user.token.user,
+        chrono::Utc::now(),
+    )
+    .await?;
+    let plan = choice.plan;
     Ok(Json(MeOut {
         id: record.id.to_string(),
         tenant_id: record.tenant_id.to_string(),

@@ -65,6 +65,13 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_full(keel_core::manifest::DEMO_MANIFEST, tweak).await
+}
+
+/// The service key every test server accepts.
+pub const SERVICE_TOKEN: &str = "worker.0123456789abcdef0123456789abcdef-test";
+
+pub async fn spawn_full(manifest_src: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let db = match std::env::var("KEEL_TEST_BACKEND").as_deref() {
         Ok("postgres") => Some(ThrowawayDb::create().await.expect("PostgreSQL for tests")),
@@ -75,11 +82,15 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     settings.metrics_addr = "127.0.0.1:0".parse().unwrap();
     settings.data_dir = dir.path().join("data");
     settings.database_url = db.as_ref().map(|d| d.url.clone());
+    settings.service_keys =
+        keel_server::integrity::ServiceKeys::parse("worker:0123456789abcdef0123456789abcdef-test")
+            .unwrap();
+    settings.sweep_interval = Duration::from_millis(200);
     tweak(&mut settings);
     if std::env::var("TEST_LOG").is_ok() {
         let _ = keel_server::telemetry::init_logging(keel_server::LogFormat::Pretty, None);
     }
-    let manifest = keel_core::manifest::demo().unwrap();
+    let manifest = keel_core::manifest::parse_str(manifest_src, "test.toml").unwrap();
     let app = Application::build_with(settings, manifest, test_routes())
         .await
         .unwrap();
@@ -215,4 +226,52 @@ pub async fn signed(res: reqwest::Response) -> Signed {
 
 pub fn unique_email() -> String {
     format!("user-{}@Example.COM", uuid::Uuid::now_v7().simple())
+}
+
+impl TestApp {
+    /// A service call.
+    pub async fn service(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(SERVICE_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Registers a user and returns (access token, user id).
+    pub async fn user(&self) -> (String, String) {
+        let s = self.register(&unique_email()).await;
+        let me: serde_json::Value = self
+            .get_auth("/v1/me", &s.access)
+            .await
+            .json()
+            .await
+            .unwrap();
+        (s.access, me["id"].as_str().unwrap().to_string())
+    }
+
+    /// Reserves through the service API.
+    pub async fn reserve(
+        &self,
+        user: &str,
+        meter: &str,
+        amount: i64,
+        key: &str,
+    ) -> reqwest::Response {
+        let body = serde_json::json!({"user_id": user, "meter": meter, "amount": amount, "idempotency_key": key});
+        self.service(
+            reqwest::Method::POST,
+            "/v1/service/reservations",
+            Some(body),
+        )
+        .await
+    }
 }

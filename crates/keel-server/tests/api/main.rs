@@ -4,6 +4,8 @@
 
 mod admin;
 mod api_keys;
+mod billing;
+mod billing_walk;
 mod errors;
 mod helpers;
 mod identity;

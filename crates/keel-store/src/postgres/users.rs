@@ -63,6 +63,21 @@ impl UserStore for PostgresStore {
         .transpose()
     }
 
+    async fn locate_user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(map_sqlx)?
+        .as_ref()
+        .map(rows::user)
+        .transpose()
+    }
+
     async fn find_user_by_wallet(&self, address: &str) -> StoreResult<Option<UserRecord>> {
         sqlx::query(concat!(
             "SELECT ",

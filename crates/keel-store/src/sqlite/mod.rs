@@ -4,6 +4,12 @@ mod admins;
 mod api_keys;
 mod audit;
 mod auth;
+mod billing;
+mod billing_accounts;
+mod billing_ledger;
+mod billing_reserve;
+mod billing_settle;
+mod billing_verify;
 mod sessions;
 mod users;
 

@@ -144,8 +144,18 @@ where
     Fut: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
-    let start = Arc::new(Barrier::new(CALLERS));
-    let tasks: Vec<_> = (0..CALLERS)
+    race_n(CALLERS, call).await
+}
+
+/// Runs `callers` tasks that are released together; their results in spawn order.
+pub async fn race_n<T, F, Fut>(callers: usize, call: F) -> Vec<T>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let start = Arc::new(Barrier::new(callers));
+    let tasks: Vec<_> = (0..callers)
         .map(|i| {
             let start = start.clone();
             let call = call(i);
@@ -155,7 +165,7 @@ where
             })
         })
         .collect();
-    let mut results = Vec::with_capacity(CALLERS);
+    let mut results = Vec::with_capacity(callers);
     for task in tasks {
         results.push(task.await.unwrap());
     }

@@ -79,3 +79,15 @@ fn keys_rotate_adds_a_signing_key() {
     };
     assert_ne!(kid(&first), kid(&second));
 }
+
+#[test]
+fn ledger_verify_reports_a_consistent_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = keel()
+        .current_dir(dir.path())
+        .args(["ledger", "verify"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ledger ok"));
+}

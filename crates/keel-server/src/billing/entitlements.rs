@@ -1,0 +1,211 @@
+//! `GET /v1/entitlements` (and its service twin): the plan, each meter's limit, use,
+//! remaining, reset time, percent used and a human proxy, and the feature flags.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use keel_core::billing::{limit_code, span};
+use keel_core::ids::UserId;
+use keel_core::manifest::Window;
+use keel_store::{CounterKey, TenantScope};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::plan_for;
+use crate::{ApiError, AppState};
+
+/// One meter's standing.
+#[derive(Serialize, ToSchema)]
+pub struct MeterOut {
+    /// Meter name.
+    pub meter: String,
+    /// Its unit.
+    pub unit: String,
+    /// `day`, `week`, `month`, `billing_cycle`, `period`, or `credits`.
+    pub window: String,
+    /// The limit (with add-ons), or null when unlimited.
+    pub limit: Option<i64>,
+    /// Settled plus held by reservations.
+    pub used: i64,
+    /// Held by active reservations (part of `used`).
+    pub reserved: i64,
+    /// `limit - used`, never negative; null when unlimited.
+    pub remaining: Option<i64>,
+    /// Whole percent of the limit used (0–100+); null when unlimited.
+    pub percent_used: Option<i64>,
+    /// When the window resets (RFC 3339).
+    pub resets_at: Option<String>,
+    /// The code a reservation beyond the limit gets.
+    pub code: Option<String>,
+    /// "about 18 typical refactors left", when the manifest declares a typical amount.
+    pub human: Option<String>,
+}
+
+/// A user's entitlements.
+#[derive(Serialize, ToSchema)]
+pub struct EntitlementsOut {
+    /// The user.
+    pub user_id: String,
+    /// The plan in force.
+    pub plan: String,
+    /// `subscription` or `default`.
+    pub plan_source: &'static str,
+    /// Every feature of the manifest and whether the plan grants it.
+    pub features: BTreeMap<String, bool>,
+    /// Model classes the plan may use.
+    pub model_classes: Vec<String>,
+    /// One entry per limited meter (and per credit allowance).
+    pub meters: Vec<MeterOut>,
+    /// Prepaid balance, in micros, when the plan is prepaid.
+    pub balance_micros: Option<i64>,
+    /// Part of the balance held by reservations.
+    pub balance_held_micros: Option<i64>,
+}
+
+fn window_name(w: &Window) -> &'static str {
+    match w {
+        Window::Day => "day",
+        Window::Week => "week",
+        Window::Month => "month",
+        Window::BillingCycle => "billing_cycle",
+        Window::Rolling(_) => "period",
+    }
+}
+
+/// Builds the entitlements of `user` in `scope`.
+pub async fn entitlements(
+    state: &AppState,
+    scope: &TenantScope,
+    user: UserId,
+) -> Result<EntitlementsOut, ApiError> {
+    let manifest = state.manifest();
+    let now: DateTime<Utc> = Utc::now();
+    let choice = plan_for(state.store(), manifest, scope, user, now).await?;
+    let plan = manifest
+        .plans
+        .get(&choice.plan)
+        .ok_or_else(|| ApiError::internal("plan vanished from the manifest"))?;
+    let tz = plan.effective_timezone(&manifest.product).tz();
+    let addons: Vec<&str> = choice.addons.iter().map(String::as_str).collect();
+    // (meter, window name, limit, span, code)
+    let mut rows = Vec::new();
+    for (meter, limit) in &plan.limits {
+        let s = span(&limit.window, tz, now, choice.cycle);
+        let value = plan.effective_limit(meter, &addons).unwrap_or(limit.limit);
+        rows.push((
+            meter.clone(),
+            window_name(&limit.window),
+            value,
+            s,
+            limit_code(&limit.window),
+        ));
+    }
+    if plan.monthly_credits > 0 {
+        for (meter, def) in manifest.meters.iter().filter(|(_, m)| m.credits) {
+            let mut s = span(&Window::BillingCycle, tz, now, choice.cycle);
+            s.id = format!("credits:{}", s.id);
+            rows.push((
+                meter.clone(),
+                "credits",
+                plan.monthly_credits,
+                s,
+                "insufficient_credits",
+            ));
+            let _ = def;
+        }
+    }
+    let keys: Vec<CounterKey> = rows
+        .iter()
+        .map(|(m, _, _, s, _)| CounterKey {
+            meter: m.clone(),
+            window: s.id.clone(),
+        })
+        .collect();
+    let values = state.store().counters(scope, user, &keys).await?;
+    let mut meters = Vec::new();
+    for ((meter, window, limit, s, code), v) in rows.into_iter().zip(values) {
+        let used = v.committed + v.reserved;
+        let remaining = (limit - used).max(0);
+        let def = manifest.meters.get(&meter);
+        let human = def.and_then(|d| {
+            let n = d.typical_remaining(remaining)?;
+            let label = &d.typical.as_ref()?.label;
+            Some(format!("about {n} typical {} left", plural(label, n)))
+        });
+        meters.push(MeterOut {
+            unit: def.map(|d| d.unit.clone()).unwrap_or_default(),
+            meter,
+            window: window.to_string(),
+            limit: Some(limit),
+            used,
+            reserved: v.reserved,
+            remaining: Some(remaining),
+            percent_used: Some(if limit > 0 {
+                used.saturating_mul(100) / limit
+            } else {
+                100
+            }),
+            resets_at: Some(s.end.to_rfc3339()),
+            code: Some(code.to_string()),
+            human,
+        });
+    }
+    let (balance_micros, balance_held_micros) = if plan.prepaid {
+        let (b, h) = state.store().balance(scope, user).await?;
+        (Some(b), Some(h))
+    } else {
+        (None, None)
+    };
+    Ok(EntitlementsOut {
+        user_id: user.to_string(),
+        plan: choice.plan.clone(),
+        plan_source: if choice.cycle.is_some() {
+            "subscription"
+        } else {
+            "default"
+        },
+        features: manifest
+            .features
+            .keys()
+            .map(|f| (f.clone(), plan.has_feature(f)))
+            .collect(),
+        model_classes: plan.model_classes.clone(),
+        meters,
+        balance_micros,
+        balance_held_micros,
+    })
+}
+
+/// English plural of a label: `refactor` → `refactors`, `reply` → `replies`.
+fn plural(label: &str, n: i64) -> String {
+    if n == 1 {
+        return label.to_string();
+    }
+    let consonant_y = label.ends_with('y')
+        && !label.ends_with("ay")
+        && !label.ends_with("ey")
+        && !label.ends_with("oy");
+    if consonant_y {
+        format!("{}ies", &label[..label.len() - 1])
+    } else if label.ends_with('s')
+        || label.ends_with("sh")
+        || label.ends_with("ch")
+        || label.ends_with('x')
+    {
+        format!("{label}es")
+    } else {
+        format!("{label}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn labels_pluralise() {
+        assert_eq!(super::plural("refactor", 18), "refactors");
+        assert_eq!(super::plural("chat reply", 2), "chat replies");
+        assert_eq!(super::plural("day", 2), "days");
+        assert_eq!(super::plural("batch", 3), "batches");
+        assert_eq!(super::plural("session", 1), "session");
+    }
+}

@@ -1,0 +1,62 @@
+//! The billing context: plans from subscriptions, entitlements, reservations, the ledger.
+
+pub(crate) mod entitlements;
+pub(crate) mod reservations;
+pub(crate) mod routes;
+pub(crate) mod service_routes;
+pub(crate) mod service_usage;
+pub mod sweeper;
+
+use chrono::{DateTime, Utc};
+use keel_core::ids::UserId;
+use keel_core::manifest::Manifest;
+use keel_store::{DynStore, Subscription, TenantScope};
+
+use crate::ApiError;
+
+/// Subscription states that grant their plan.
+const LIVE: &[&str] = &["active", "trialing", "past_due", "grace"];
+
+/// The plan a user is on now: a live subscription's plan (if the manifest still has it),
+/// else the manifest's default plan.
+#[derive(Clone, Debug)]
+pub struct PlanChoice {
+    /// Plan name.
+    pub plan: String,
+    /// Purchased add-ons.
+    pub addons: Vec<String>,
+    /// The subscription period, for billing-cycle windows.
+    pub cycle: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// The subscription, if any.
+    pub subscription: Option<Subscription>,
+}
+
+/// Resolves the user's plan.
+pub async fn plan_for(
+    store: &DynStore,
+    manifest: &Manifest,
+    scope: &TenantScope,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> Result<PlanChoice, ApiError> {
+    let sub = store.get_subscription(scope, user).await?;
+    let live = sub.as_ref().filter(|s| {
+        LIVE.contains(&s.status.as_str())
+            && now < s.period_end
+            && manifest.plans.contains_key(&s.plan)
+    });
+    Ok(match live {
+        Some(s) => PlanChoice {
+            plan: s.plan.clone(),
+            addons: s.addons.clone(),
+            cycle: Some((s.period_start, s.period_end)),
+            subscription: sub.clone(),
+        },
+        None => PlanChoice {
+            plan: manifest.product.default_plan.clone(),
+            addons: Vec::new(),
+            cycle: None,
+            subscription: sub,
+        },
+    })
+}

@@ -1,0 +1,5 @@
+//! The integrity context: how the product's own services authenticate to Keel.
+
+pub mod service_auth;
+
+pub use service_auth::{ServiceCaller, ServiceKeys};

@@ -1,0 +1,388 @@
+//! The billing context's storage: quota counters, reservations, the append-only usage
+//! ledger, prepaid balances and subscriptions.
+//!
+//! The service decides *which* counters a reservation touches and *what* each one's limit
+//! is (windows, plans, add-ons, credits and prices are pure logic in `keel-core`); the
+//! store applies those gates atomically, so that a limit of N grants exactly N however
+//! many callers race, on both backends.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keel_core::ids::{ReservationId, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::{StoreResult, TenantScope};
+
+/// A counter: usage of one meter (or money, for spend limits) in one window of one user,
+/// e.g. meter `jobs`, window `day:2026-11-21`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CounterKey {
+    /// Meter name, or `$spend` for the money spent.
+    pub meter: String,
+    /// Window id: `day:YYYY-MM-DD`, `week:YYYY-MM-DD` (its Monday), `month:YYYY-MM`,
+    /// `cycle:<RFC 3339 start>`, or `all` for a counter without a window.
+    pub window: String,
+}
+
+/// One check a reservation must pass: `committed + reserved + amount <= limit` on a counter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gate {
+    /// The counter.
+    pub key: CounterKey,
+    /// The limit in the counter's unit (meter units, or micros for `$spend`).
+    pub limit: i64,
+    /// How much this reservation adds to the counter.
+    pub amount: i64,
+    /// The error code when the gate refuses, e.g. `daily_limit_reached`.
+    pub code: String,
+    /// When the window resets (for the error details), if it does.
+    pub resets_at: Option<DateTime<Utc>>,
+}
+
+/// A reservation to make.
+#[derive(Clone, Debug)]
+pub struct NewReservation {
+    /// Id.
+    pub id: ReservationId,
+    /// For whom.
+    pub user_id: UserId,
+    /// The meter reserved on.
+    pub meter: String,
+    /// Units reserved (> 0).
+    pub amount: i64,
+    /// Money held from the prepaid balance, in micros (0 when the plan is not prepaid).
+    pub balance_micros: i64,
+    /// Unique per tenant; a replay returns the original reservation.
+    pub idempotency_key: String,
+    /// Hash of the request's meaningful fields, to tell a replay from a reuse.
+    pub request_hash: Vec<u8>,
+    /// Released by the sweeper after this.
+    pub expires_at: DateTime<Utc>,
+    /// Why (free text, e.g. `job:job_123`).
+    pub reason: String,
+    /// The plan, limits and prices at this moment; settlement uses these.
+    pub snapshot: serde_json::Value,
+    /// Every counter this reservation adds to, with its limit.
+    pub gates: Vec<Gate>,
+}
+
+/// Reservation states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReservationStatus {
+    /// Holding quota.
+    Active,
+    /// Settled into the ledger.
+    Committed,
+    /// Returned by the caller.
+    Released,
+    /// Returned by the sweeper after `expires_at`.
+    Expired,
+}
+
+impl ReservationStatus {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Committed => "committed",
+            Self::Released => "released",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// A stored reservation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReservationRecord {
+    /// Id.
+    pub id: ReservationId,
+    /// Tenant.
+    pub tenant_id: String,
+    /// User.
+    pub user_id: UserId,
+    /// Meter.
+    pub meter: String,
+    /// Units reserved.
+    pub amount: i64,
+    /// Money held from the balance.
+    pub balance_micros: i64,
+    /// Idempotency key.
+    pub idempotency_key: String,
+    /// State.
+    pub status: ReservationStatus,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+    /// Why.
+    pub reason: String,
+    /// Terms at reservation time.
+    pub snapshot: serde_json::Value,
+    /// The counters it holds.
+    pub gates: Vec<Gate>,
+    /// Units settled (when committed).
+    pub committed_amount: Option<i64>,
+    /// Made.
+    pub created_at: DateTime<Utc>,
+    /// Settled, released or expired.
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+/// What `reserve` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    /// Reserved now.
+    Reserved(ReservationRecord),
+    /// The key was used before with the same request: the original reservation.
+    Replayed(ReservationRecord),
+    /// The key was used before with a different request; nothing changed.
+    KeyReused,
+    /// A gate refused; nothing changed. `used` is committed + reserved on that counter.
+    Refused {
+        /// The gate that refused.
+        gate: Gate,
+        /// Its counter's current usage.
+        used: i64,
+    },
+    /// The prepaid balance is short; nothing changed.
+    InsufficientBalance {
+        /// Balance minus what other reservations hold, in micros.
+        available: i64,
+    },
+}
+
+/// A ledger entry to append.
+#[derive(Clone, Debug)]
+pub struct NewLedgerEntry {
+    /// For whom.
+    pub user_id: UserId,
+    /// Meter.
+    pub meter: String,
+    /// Units used (> 0).
+    pub amount: i64,
+    /// Of which beyond the reservation (overage meters only).
+    pub overage: i64,
+    /// Cost in micros (from the snapshot's prices).
+    pub cost_micros: i64,
+    /// Unique per tenant; a replay returns the original entry.
+    pub idempotency_key: String,
+    /// Request, job, feature… that caused it.
+    pub source: serde_json::Value,
+    /// The reservation it settles, if any.
+    pub reservation_id: Option<ReservationId>,
+    /// Counters it adds to (committed side) — for a direct usage record; a commit uses the
+    /// reservation's own gates.
+    pub counters: Vec<CounterKey>,
+    /// Money taken from the prepaid balance, in micros.
+    pub balance_micros: i64,
+}
+
+/// A stored ledger entry (never updated or deleted).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LedgerEntry {
+    /// Sequence within the deployment.
+    pub id: i64,
+    /// Tenant.
+    pub tenant_id: String,
+    /// User.
+    pub user_id: UserId,
+    /// Meter.
+    pub meter: String,
+    /// Units.
+    pub amount: i64,
+    /// Units beyond the reservation.
+    pub overage: i64,
+    /// Cost in micros.
+    pub cost_micros: i64,
+    /// Idempotency key.
+    pub idempotency_key: String,
+    /// Cause.
+    pub source: serde_json::Value,
+    /// Settled reservation.
+    pub reservation_id: Option<ReservationId>,
+    /// Counters it added to.
+    pub counters: Vec<CounterKey>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What `commit` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Settled now.
+    Committed(LedgerEntry),
+    /// Already committed with the same amount: the original entry.
+    Replayed(LedgerEntry),
+    /// The reservation is not active (released, expired, or committed with another amount).
+    NotActive(ReservationStatus),
+    /// `amount` exceeds the reservation and overage was not allowed.
+    OverReservation {
+        /// Units reserved.
+        reserved: i64,
+    },
+}
+
+/// A counter's value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CounterValue {
+    /// The counter.
+    pub key: CounterKey,
+    /// Settled usage.
+    pub committed: i64,
+    /// Held by active reservations.
+    pub reserved: i64,
+}
+
+/// A user's subscription: where their plan comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    /// The user.
+    pub user_id: UserId,
+    /// Plan name (a manifest plan).
+    pub plan: String,
+    /// `active`, `trialing`, `past_due`, `grace`, `canceled`, `expired`.
+    pub status: String,
+    /// Current period start.
+    pub period_start: DateTime<Utc>,
+    /// Current period end.
+    pub period_end: DateTime<Utc>,
+    /// `manual`, `stripe`, `appstore`, `googleplay`, `lemonsqueezy`.
+    pub source: String,
+    /// Purchased add-ons.
+    pub addons: Vec<String>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Usage grouped for `GET /v1/usage`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UsageRow {
+    /// Group value: a meter name, a feature (from `source.feature`) or a day `YYYY-MM-DD` (UTC).
+    pub group: String,
+    /// Meter.
+    pub meter: String,
+    /// Units.
+    pub amount: i64,
+    /// Cost in micros.
+    pub cost_micros: i64,
+    /// Entries.
+    pub entries: i64,
+}
+
+/// How to group usage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UsageGroup {
+    /// By meter.
+    Meter,
+    /// By `source.feature`.
+    Feature,
+    /// By UTC day.
+    Day,
+}
+
+/// A mismatch found by `verify_counters`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CounterMismatch {
+    /// Tenant.
+    pub tenant_id: String,
+    /// User.
+    pub user_id: String,
+    /// Counter.
+    pub key: CounterKey,
+    /// Stored (committed, reserved).
+    pub stored: (i64, i64),
+    /// Recomputed from the ledger and active reservations.
+    pub expected: (i64, i64),
+}
+
+/// Billing storage.
+#[async_trait]
+pub trait BillingStore {
+    /// Atomically: honours the idempotency key, checks every gate and the prepaid balance,
+    /// and only if all pass inserts the reservation and adds to the counters and the held
+    /// balance. Exactly N of any number of concurrent callers pass a gate of limit N.
+    async fn reserve(&self, scope: &TenantScope, r: NewReservation) -> StoreResult<ReserveOutcome>;
+    /// The tenant a reservation belongs to, whatever it is: only for the product's service
+    /// principal, which acts for every tenant and learns the tenant from the reservation.
+    async fn reservation_tenant(&self, id: ReservationId) -> StoreResult<Option<String>>;
+    /// A reservation of the scope.
+    async fn get_reservation(
+        &self,
+        scope: &TenantScope,
+        id: ReservationId,
+    ) -> StoreResult<ReservationRecord>;
+    /// Atomically settles an active, unexpired reservation: moves its gates' amounts from
+    /// reserved to committed (the committed side grows by `entry.amount`, or by
+    /// `entry.cost_micros` for `$spend`), takes `entry.balance_micros` from the balance and
+    /// releases the rest of the hold, appends the ledger entry, marks it committed.
+    /// `allow_overage` permits `entry.amount` above the reservation.
+    async fn commit(
+        &self,
+        scope: &TenantScope,
+        id: ReservationId,
+        entry: NewLedgerEntry,
+        allow_overage: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<CommitOutcome>;
+    /// Returns an active reservation's holds; `Ok(status)` says what it was before
+    /// (releasing a released one is a no-op returning `Released`).
+    async fn release(
+        &self,
+        scope: &TenantScope,
+        id: ReservationId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ReservationStatus>;
+    /// Expires up to `limit` active reservations past their expiry, in every tenant, each
+    /// exactly once even with several nodes sweeping; returns them.
+    async fn expire_reservations(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<ReservationRecord>>;
+    /// Appends entries without reservations (idempotent per key); each adds to its
+    /// `counters`' committed side. Returns each entry and whether it was a replay.
+    async fn record_usage(
+        &self,
+        scope: &TenantScope,
+        entries: Vec<NewLedgerEntry>,
+    ) -> StoreResult<Vec<(LedgerEntry, bool)>>;
+    /// Current values of a user's counters (missing ones are zero).
+    async fn counters(
+        &self,
+        scope: &TenantScope,
+        user: UserId,
+        keys: &[CounterKey],
+    ) -> StoreResult<Vec<CounterValue>>;
+    /// Usage of a user in `[from, to)`, grouped.
+    async fn usage(
+        &self,
+        scope: &TenantScope,
+        user: UserId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        group: UsageGroup,
+    ) -> StoreResult<Vec<UsageRow>>;
+    /// Recomputes every counter from the ledger and the active reservations; returns the
+    /// mismatches, and rewrites the counters when `repair`.
+    async fn verify_counters(&self, repair: bool) -> StoreResult<Vec<CounterMismatch>>;
+
+    /// The user's subscription, if any.
+    async fn get_subscription(
+        &self,
+        scope: &TenantScope,
+        user: UserId,
+    ) -> StoreResult<Option<Subscription>>;
+    /// Creates or replaces the user's subscription.
+    async fn put_subscription(&self, scope: &TenantScope, sub: Subscription) -> StoreResult<()>;
+
+    /// The prepaid balance and the part held by active reservations, in micros.
+    async fn balance(&self, scope: &TenantScope, user: UserId) -> StoreResult<(i64, i64)>;
+    /// Adds (or with a negative amount, removes) money, idempotent per key; returns the
+    /// new balance.
+    async fn adjust_balance(
+        &self,
+        scope: &TenantScope,
+        user: UserId,
+        delta_micros: i64,
+        idempotency_key: &str,
+    ) -> StoreResult<i64>;
+}

@@ -1,0 +1,245 @@
+//! Reserving quota: the idempotency key, every gate and the prepaid hold, all or nothing.
+
+use keel_core::ids::{ReservationId, UserId};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgExecutor};
+
+use super::{billing_accounts, PostgresStore};
+use crate::billing_calc::{self, in_lock_order};
+use crate::billing_rows::{self, reservation_columns};
+use crate::error::map_sqlx;
+use crate::rows::Columns;
+use crate::{
+    CounterKey, Gate, NewReservation, ReservationRecord, ReserveOutcome, StoreError, StoreResult,
+    TenantScope,
+};
+
+/// READ COMMITTED suffices: a conditional `UPDATE` waits for the row lock and re-checks
+/// its condition on the newest committed row, so a limit of N admits exactly N. Counters
+/// are locked in key order, then the balance, so reservations never deadlock.
+pub(super) async fn reserve(
+    store: &PostgresStore,
+    scope: &TenantScope,
+    r: NewReservation,
+) -> StoreResult<ReserveOutcome> {
+    let tenant = scope.tenant().to_string();
+    let mut tx = store.pool().begin().await.map_err(map_sqlx)?;
+    if let Some(found) = find_by_key(&mut *tx, &tenant, &r.idempotency_key).await? {
+        return Ok(billing_calc::replay(found, &r.request_hash));
+    }
+    for gate in in_lock_order(&r.gates) {
+        if !take_gate(&mut tx, &tenant, r.user_id, gate).await? {
+            tx.rollback().await.map_err(map_sqlx)?;
+            if let Some(replay) = first_use(store, &tenant, &r).await? {
+                return Ok(replay);
+            }
+            let (committed, reserved) =
+                counter(store.pool(), &tenant, r.user_id, &gate.key).await?;
+            let used = committed + reserved;
+            return Ok(ReserveOutcome::Refused {
+                gate: gate.clone(),
+                used,
+            });
+        }
+    }
+    if r.balance_micros > 0 && !hold(&mut tx, &tenant, r.user_id, r.balance_micros).await? {
+        tx.rollback().await.map_err(map_sqlx)?;
+        if let Some(replay) = first_use(store, &tenant, &r).await? {
+            return Ok(replay);
+        }
+        let (balance, held) = billing_accounts::balance(store.pool(), &tenant, r.user_id).await?;
+        let available = balance - held;
+        return Ok(ReserveOutcome::InsufficientBalance { available });
+    }
+    let (record, request_hash) = billing_calc::new_reservation(&tenant, r, crate::now());
+    if let Err(e) = insert(&mut tx, &record, &request_hash).await {
+        if !key_taken(&e) {
+            return Err(map_sqlx(e));
+        }
+        // A concurrent first use of the key committed first: answer as a replay of it.
+        tx.rollback().await.map_err(map_sqlx)?;
+        let found = find_by_key(store.pool(), &tenant, &record.idempotency_key).await?;
+        let found = found.ok_or_else(|| StoreError::Conflict(e.to_string()))?;
+        return Ok(billing_calc::replay(found, &request_hash));
+    }
+    tx.commit().await.map_err(map_sqlx)?;
+    Ok(ReserveOutcome::Reserved(record))
+}
+
+/// After a refusal: a concurrent first use of the key that committed meanwhile may be
+/// what filled the gate, and then this request is its replay, not a refusal.
+async fn first_use(
+    store: &PostgresStore,
+    tenant: &str,
+    r: &NewReservation,
+) -> StoreResult<Option<ReserveOutcome>> {
+    let found = find_by_key(store.pool(), tenant, &r.idempotency_key).await?;
+    Ok(found.map(|found| billing_calc::replay(found, &r.request_hash)))
+}
+
+fn key_taken(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.constraint() == Some("reservations_idempotency"))
+}
+
+/// Adds the gate's amount to its counter if that keeps it within the limit.
+async fn take_gate(
+    conn: &mut PgConnection,
+    tenant: &str,
+    user: UserId,
+    gate: &Gate,
+) -> StoreResult<bool> {
+    let user = user.to_string();
+    sqlx::query(
+        r#"INSERT INTO quota_counters (tenant_id, user_id, meter, "window", committed, reserved)
+           VALUES ($1, $2, $3, $4, 0, 0) ON CONFLICT DO NOTHING"#,
+    )
+    .bind(tenant)
+    .bind(&user)
+    .bind(&gate.key.meter)
+    .bind(&gate.key.window)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_sqlx)?;
+    let done = sqlx::query(
+        r#"UPDATE quota_counters SET reserved = reserved + $1
+           WHERE tenant_id = $2 AND user_id = $3 AND meter = $4 AND "window" = $5
+             AND committed + reserved + $1 <= $6"#,
+    )
+    .bind(gate.amount)
+    .bind(tenant)
+    .bind(&user)
+    .bind(&gate.key.meter)
+    .bind(&gate.key.window)
+    .bind(gate.limit)
+    .execute(conn)
+    .await
+    .map_err(map_sqlx)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Holds `micros` of the balance if that much is not already held.
+async fn hold(
+    conn: &mut PgConnection,
+    tenant: &str,
+    user: UserId,
+    micros: i64,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE balances SET held_micros = held_micros + $1
+         WHERE tenant_id = $2 AND user_id = $3 AND balance_micros - held_micros >= $1",
+    )
+    .bind(micros)
+    .bind(tenant)
+    .bind(user.to_string())
+    .execute(conn)
+    .await
+    .map_err(map_sqlx)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The driver error is returned as is, so that a taken key can be told apart.
+async fn insert(
+    conn: &mut PgConnection,
+    r: &ReservationRecord,
+    request_hash: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(concat!(
+        "INSERT INTO reservations (",
+        reservation_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    ))
+    .bind(r.id.to_string())
+    .bind(&r.tenant_id)
+    .bind(r.user_id.to_string())
+    .bind(&r.meter)
+    .bind(r.amount)
+    .bind(r.balance_micros)
+    .bind(&r.idempotency_key)
+    .bind(request_hash)
+    .bind(r.status.as_str())
+    .bind(r.expires_at)
+    .bind(&r.reason)
+    .bind(Json(&r.snapshot))
+    .bind(Json(&r.gates))
+    .bind(r.committed_amount)
+    .bind(r.created_at)
+    .bind(r.settled_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The reservation under a tenant's idempotency key, with its request hash.
+async fn find_by_key(
+    db: impl PgExecutor<'_>,
+    tenant: &str,
+    key: &str,
+) -> StoreResult<Option<(ReservationRecord, Vec<u8>)>> {
+    sqlx::query(concat!(
+        "SELECT ",
+        reservation_columns!(),
+        " FROM reservations WHERE tenant_id = $1 AND idempotency_key = $2"
+    ))
+    .bind(tenant)
+    .bind(key)
+    .fetch_optional(db)
+    .await
+    .map_err(map_sqlx)?
+    .as_ref()
+    .map(billing_rows::reservation)
+    .transpose()
+}
+
+/// A reservation of the tenant; `lock` takes its row lock until the transaction ends.
+pub(super) async fn get(
+    db: impl PgExecutor<'_>,
+    tenant: &str,
+    id: ReservationId,
+    lock: bool,
+) -> StoreResult<ReservationRecord> {
+    let sql = if lock {
+        concat!(
+            "SELECT ",
+            reservation_columns!(),
+            " FROM reservations WHERE id = $1 AND tenant_id = $2 FOR UPDATE"
+        )
+    } else {
+        concat!(
+            "SELECT ",
+            reservation_columns!(),
+            " FROM reservations WHERE id = $1 AND tenant_id = $2"
+        )
+    };
+    let row = sqlx::query(sql)
+        .bind(id.to_string())
+        .bind(tenant)
+        .fetch_optional(db)
+        .await
+        .map_err(map_sqlx)?
+        .ok_or(StoreError::NotFound)?;
+    Ok(billing_rows::reservation(&row)?.0)
+}
+
+/// A counter's (committed, reserved); (0, 0) when it has no row yet.
+pub(super) async fn counter(
+    db: impl PgExecutor<'_>,
+    tenant: &str,
+    user: UserId,
+    key: &CounterKey,
+) -> StoreResult<(i64, i64)> {
+    let row = sqlx::query(
+        r#"SELECT committed, reserved FROM quota_counters
+           WHERE tenant_id = $1 AND user_id = $2 AND meter = $3 AND "window" = $4"#,
+    )
+    .bind(tenant)
+    .bind(user.to_string())
+    .bind(&key.meter)
+    .bind(&key.window)
+    .fetch_optional(db)
+    .await
+    .map_err(map_sqlx)?;
+    match row {
+        Some(row) => Ok((row.int("committed")?, row.int("reserved")?)),
+        None => Ok((0, 0)),
+    }
+}

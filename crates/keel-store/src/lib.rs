@@ -11,6 +11,7 @@ mod billing_rows;
 mod connect;
 mod error;
 mod identity;
+mod identity_records;
 pub mod postgres;
 mod rows;
 mod scope;

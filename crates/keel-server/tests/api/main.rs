@@ -5,6 +5,8 @@
 mod admin;
 mod api_keys;
 mod billing;
+mod billing_priced;
+mod billing_usage;
 mod billing_walk;
 mod errors;
 mod helpers;

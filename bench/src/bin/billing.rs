@@ -38,14 +38,14 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn reservation(user: UserId, n: u64) -> NewReservation {
+fn reservation(user: UserId) -> NewReservation {
     NewReservation {
         id: ReservationId::new(),
         user_id: user,
         meter: "requests".into(),
         amount: 1,
         balance_micros: 0,
-        idempotency_key: format!("bench-{}-{n}", user),
+        idempotency_key: format!("bench-{}", ReservationId::new()),
         request_hash: vec![1],
         expires_at: chrono::Utc::now() + chrono::Duration::minutes(10),
         reason: String::new(),
@@ -76,10 +76,8 @@ async fn throughput(
         let (store, done) = (server.state.store().clone(), done.clone());
         let user = if contended { shared } else { UserId::new() };
         tasks.push(tokio::spawn(async move {
-            let mut n = 0u64;
             while Instant::now() < deadline {
-                n += 1;
-                let r = reservation(user, n);
+                let r = reservation(user);
                 let id = r.id;
                 let ReserveOutcome::Reserved(_) = store.reserve(&scope, r).await? else {
                     anyhow::bail!("reservation refused");

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod passwords;
 pub(crate) mod routes;
 pub(crate) mod service;
+pub(crate) mod session_ops;
 pub(crate) mod throttle;
 pub mod tokens;
 pub(crate) mod wallet;

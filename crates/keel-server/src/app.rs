@@ -31,6 +31,9 @@ pub enum StartError {
     /// Signing keys could not be loaded or created.
     #[error("identity: {0}")]
     Identity(anyhow::Error),
+    /// Redis is configured but cannot be reached.
+    #[error("redis: {0}")]
+    Redis(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -72,7 +75,13 @@ impl Application {
         let identity = Identity::new(store.clone(), settings.identity_config())
             .await
             .map_err(StartError::Identity)?;
-        let state = AppState::new(store, manifest.manifest, settings.clone(), identity);
+        let redis = match &settings.redis_url {
+            Some(url) => {
+                Some(crate::integrity::redis::connect(url, settings.connect_timeout).await?)
+            }
+            None => None,
+        };
+        let state = AppState::new(store, manifest.manifest, settings.clone(), identity, redis);
         let router = assemble(state.clone(), extra);
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)

@@ -19,6 +19,7 @@ struct Inner {
     manifest: Arc<Manifest>,
     settings: Settings,
     identity: Identity,
+    redis: Option<redis::aio::ConnectionManager>,
     openapi: OnceLock<String>,
 }
 
@@ -29,6 +30,7 @@ impl AppState {
         manifest: Manifest,
         settings: Settings,
         identity: Identity,
+        redis: Option<redis::aio::ConnectionManager>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -36,6 +38,7 @@ impl AppState {
                 manifest: Arc::new(manifest),
                 settings,
                 identity,
+                redis,
                 openapi: OnceLock::new(),
             }),
         }
@@ -54,6 +57,11 @@ impl AppState {
     /// The identity context.
     pub fn identity(&self) -> &Identity {
         &self.inner.identity
+    }
+
+    /// The shared Redis connection, when `redis_url` is configured (nonces, rate limits).
+    pub fn redis(&self) -> Option<&redis::aio::ConnectionManager> {
+        self.inner.redis.as_ref()
     }
 
     /// The settings the server runs with.

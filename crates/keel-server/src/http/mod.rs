@@ -5,4 +5,5 @@ pub(crate) mod error;
 pub(crate) mod json;
 pub(crate) mod middleware;
 pub(crate) mod openapi;
+pub mod principal;
 pub(crate) mod request_id;

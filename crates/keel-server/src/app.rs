@@ -179,6 +179,7 @@ fn assemble(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
         .merge(billing::service_routes::router())
         .merge(admin::auth::router())
         .merge(admin::accounts::router())
+        .merge(admin::levers::router())
         .merge(extra)
         .split_for_parts();
     match api.to_json() {

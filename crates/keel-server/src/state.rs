@@ -20,6 +20,7 @@ struct Inner {
     settings: Settings,
     identity: Identity,
     redis: Option<redis::aio::ConnectionManager>,
+    kill_switches: crate::billing::levers::KillSwitchCache,
     openapi: OnceLock<String>,
 }
 
@@ -39,6 +40,7 @@ impl AppState {
                 settings,
                 identity,
                 redis,
+                kill_switches: Default::default(),
                 openapi: OnceLock::new(),
             }),
         }
@@ -62,6 +64,11 @@ impl AppState {
     /// The shared Redis connection, when `redis_url` is configured (nonces, rate limits).
     pub fn redis(&self) -> Option<&redis::aio::ConnectionManager> {
         self.inner.redis.as_ref()
+    }
+
+    /// The kill switches as this node last read them.
+    pub fn kill_switches(&self) -> &crate::billing::levers::KillSwitchCache {
+        &self.inner.kill_switches
     }
 
     /// The settings the server runs with.

@@ -12,6 +12,8 @@ mod connect;
 mod error;
 mod identity;
 mod identity_records;
+pub mod levers;
+mod levers_sql;
 pub mod postgres;
 mod rows;
 mod scope;
@@ -35,6 +37,7 @@ pub use identity::{
     ChallengeRecord, FailureCount, NewAdmin, NewApiKey, NewRefreshToken, NewSession, NewUser,
     RefreshTokenRecord, Rotation, SessionRecord, SigningKeyRecord, UserRecord, UserStore,
 };
+pub use levers::{KillSwitch, LeverStore, QuotaOverride};
 pub use scope::TenantScope;
 pub use system::{Backend, SchemaStatus, SystemStore};
 
@@ -46,6 +49,7 @@ pub trait Store:
     + ApiKeyStore
     + AuthStore
     + BillingStore
+    + LeverStore
     + Send
     + Sync
     + 'static
@@ -59,6 +63,7 @@ impl<T> Store for T where
         + ApiKeyStore
         + AuthStore
         + BillingStore
+        + LeverStore
         + Send
         + Sync
         + 'static

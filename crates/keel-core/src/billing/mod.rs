@@ -1,10 +1,12 @@
 //! Pure billing rules: the window a moment falls in, and the gates a reservation must pass.
 
 pub mod gates;
+pub mod overrides;
 pub mod window;
 
 pub use gates::{
     cost_of, limit_code, plan_gates, snapshot_cost, status_of, GateSpec, GateStatus, ReserveTerms,
     TermsError,
 };
+pub use overrides::{active_override, apply_to_gates, LimitOverride, OverrideTarget};
 pub use window::{span, Span};

@@ -3,6 +3,8 @@
 
 pub(crate) mod accounts;
 pub(crate) mod auth;
+pub(crate) mod levers;
+pub(crate) mod quota;
 pub mod service;
 
 pub use auth::AdminUser;

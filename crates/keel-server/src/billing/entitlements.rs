@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use keel_core::billing::{limit_code, span};
+use keel_core::billing::{active_override, limit_code, span, OverrideTarget};
 use keel_core::ids::UserId;
 use keel_core::manifest::Window;
 use keel_store::{CounterKey, TenantScope};
@@ -37,6 +37,8 @@ pub struct MeterOut {
     pub resets_at: Option<String>,
     /// The code a reservation beyond the limit gets.
     pub code: Option<String>,
+    /// Whether an operator's quota override changes this limit now.
+    pub overridden: bool,
     /// "about 18 typical refactors left", when the manifest declares a typical amount.
     pub human: Option<String>,
 }
@@ -122,8 +124,12 @@ pub async fn entitlements(
         })
         .collect();
     let values = state.store().counters(scope, user, &keys).await?;
+    let overrides = super::levers::overrides_for(state.store(), scope, user).await?;
     let mut meters = Vec::new();
     for ((meter, window, limit, s, code), v) in rows.into_iter().zip(values) {
+        let active = OverrideTarget::of_gate_code(code)
+            .and_then(|t| active_override(&overrides, &meter, t, now));
+        let limit = active.map_or(limit, |o| o.apply(limit));
         let used = v.committed + v.reserved;
         let remaining = (limit - used).max(0);
         let def = manifest.meters.get(&meter);
@@ -147,6 +153,7 @@ pub async fn entitlements(
             }),
             resets_at: Some(s.end.to_rfc3339()),
             code: Some(code.to_string()),
+            overridden: active.is_some(),
             human,
         });
     }

@@ -1,6 +1,7 @@
 //! The billing context: plans from subscriptions, entitlements, reservations, the ledger.
 
 pub(crate) mod entitlements;
+pub mod levers;
 pub(crate) mod reservations;
 pub(crate) mod routes;
 pub(crate) mod service_routes;

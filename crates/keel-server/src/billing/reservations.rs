@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
-use keel_core::billing::{plan_gates, snapshot_cost, status_of, TermsError};
+use keel_core::billing::{apply_to_gates, plan_gates, snapshot_cost, status_of, TermsError};
 use keel_core::ids::{ReservationId, UserId};
 use keel_store::{
     CommitOutcome, CounterKey, Gate, LedgerEntry, NewLedgerEntry, NewReservation,
@@ -12,7 +12,7 @@ use keel_store::{
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::plan_for;
+use super::{levers, plan_for};
 use crate::{ApiError, AppState};
 
 /// Longest a reservation may be held.
@@ -71,10 +71,12 @@ pub async fn reserve(
         )
         .with_details(json!({"field": "expires_in_seconds"})));
     }
+    levers::check_kill_switch(state.kill_switches(), state.store(), req.user).await?;
     let now = Utc::now();
     let choice = plan_for(state.store(), state.manifest(), scope, req.user, now).await?;
+    let overrides = levers::overrides_for(state.store(), scope, req.user).await?;
     let addons: Vec<&str> = choice.addons.iter().map(String::as_str).collect();
-    let terms = plan_gates(
+    let mut terms = plan_gates(
         state.manifest(),
         &choice.plan,
         &addons,
@@ -84,6 +86,10 @@ pub async fn reserve(
         choice.cycle,
     )
     .map_err(terms_error)?;
+    if apply_to_gates(&mut terms.gates, &overrides, now) > 0 {
+        terms.snapshot["gates"] = json!(terms.gates);
+        terms.snapshot["overrides"] = levers::applied_json(&overrides, req.meter, now);
+    }
     let hash = Sha256::digest(format!(
         "{}\n{}\n{}\n{}\n{}",
         req.user, req.meter, req.amount, req.expires_in_secs, req.reason

@@ -5,6 +5,7 @@
 mod admin;
 mod api_keys;
 mod billing;
+mod billing_levers;
 mod billing_priced;
 mod billing_usage;
 mod billing_walk;

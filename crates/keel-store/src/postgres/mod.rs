@@ -112,3 +112,5 @@ impl SystemStore for PostgresStore {
         self.pool.close().await;
     }
 }
+
+crate::levers_sql::lever_store_impl!(PostgresStore);

@@ -142,3 +142,5 @@ impl SystemStore for SqliteStore {
         self.pool.close().await;
     }
 }
+
+crate::levers_sql::lever_store_impl!(SqliteStore);

@@ -2,6 +2,7 @@
 
 pub mod gates;
 pub mod overrides;
+pub mod sliding;
 pub mod window;
 
 pub use gates::{

@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::http::middleware as mw;
 use crate::http::{openapi::ApiDoc, request_id};
 use crate::identity::{self, Identity};
-use crate::{admin, billing};
+use crate::{admin, billing, integrity};
 use crate::{ops, telemetry, AppState, Settings};
 
 /// Why the server could not start.
@@ -191,6 +191,11 @@ fn assemble(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
         .route_layer(middleware::from_fn(mw::capture_route))
         .fallback(mw::not_found)
         .method_not_allowed_fallback(mw::method_not_allowed)
+        // Service calls are authenticated here, before any handler, with the body buffered.
+        .layer(middleware::from_fn_with_state(
+            integrity::signature::Gate::new(state.clone()),
+            integrity::signature::authenticate,
+        ))
         .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(middleware::from_fn_with_state(
             settings.request_timeout,

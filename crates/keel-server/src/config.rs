@@ -64,8 +64,13 @@ pub struct Settings {
     pub refresh_grace: Duration,
     /// Fewest characters in a password.
     pub password_min_length: usize,
-    /// Keys of the product's own services (from `KEEL_SERVICE_KEYS` only).
+    /// Keys of the product's own services (from `KEEL_SERVICE_KEYS` and
+    /// `KEEL_SERVICE_KEYS_FILE` only).
     pub service_keys: crate::integrity::ServiceKeys,
+    /// Which service credentials are accepted.
+    pub service_auth: crate::integrity::ServiceAuthMode,
+    /// How far a signed call's timestamp may be from the server's clock.
+    pub signature_tolerance: Duration,
     /// How often expired reservations are released.
     pub sweep_interval: Duration,
 }
@@ -89,6 +94,8 @@ impl Default for Settings {
             refresh_grace: Duration::from_secs(10),
             password_min_length: 12,
             service_keys: Default::default(),
+            service_auth: Default::default(),
+            signature_tolerance: Duration::from_secs(120),
             sweep_interval: Duration::from_secs(5),
         }
     }
@@ -131,6 +138,12 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "KEEL_PASSWORD_MIN_LENGTH",
         "--password-min-length",
     ),
+    ("service_auth", "KEEL_SERVICE_AUTH", "--service-auth"),
+    (
+        "signature_tolerance",
+        "KEEL_SIGNATURE_TOLERANCE",
+        "--signature-tolerance",
+    ),
 ];
 
 /// The raw layers, each a map from `[server]` key to (where it came from, value).
@@ -170,16 +183,10 @@ impl Settings {
                 raw.insert(k, (flag.to_string(), v.clone()));
             }
         }
-        let mut s = Settings::default();
-        // Secrets come from the environment only, never from a file or a flag.
-        if let Some(keys) = layers.env.get("KEEL_SERVICE_KEYS") {
-            s.service_keys =
-                crate::integrity::ServiceKeys::parse(keys).map_err(|expected| ConfigError {
-                    key: "KEEL_SERVICE_KEYS".into(),
-                    value: "<redacted>".into(),
-                    expected: expected.into(),
-                })?;
-        }
+        let mut s = Settings {
+            service_keys: service_keys(&layers.env)?,
+            ..Settings::default()
+        };
         for (k, (source, value)) in raw {
             apply(&mut s, k, &value).map_err(|expected| ConfigError {
                 key: source,
@@ -189,6 +196,35 @@ impl Settings {
         }
         Ok(s)
     }
+}
+
+/// Service keys from `KEEL_SERVICE_KEYS`, then the file `KEEL_SERVICE_KEYS_FILE` names.
+/// Secrets come from the environment (or that file) only, never from `keel.toml` or a flag.
+fn service_keys(
+    env: &BTreeMap<String, String>,
+) -> Result<crate::integrity::ServiceKeys, ConfigError> {
+    let bad = |key: &str, value: &str, expected: String| ConfigError {
+        key: key.into(),
+        value: value.into(),
+        expected,
+    };
+    let mut keys = crate::integrity::ServiceKeys::default();
+    if let Some(text) = env.get("KEEL_SERVICE_KEYS") {
+        keys.extend_from(text)
+            .map_err(|e| bad("KEEL_SERVICE_KEYS", "<redacted>", e))?;
+    }
+    if let Some(path) = env.get("KEEL_SERVICE_KEYS_FILE").filter(|p| !p.is_empty()) {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            bad(
+                "KEEL_SERVICE_KEYS_FILE",
+                path,
+                format!("a readable keys file ({e})"),
+            )
+        })?;
+        keys.extend_from(&text)
+            .map_err(|e| bad("KEEL_SERVICE_KEYS_FILE", path, e))?;
+    }
+    Ok(keys)
 }
 
 fn key_names() -> String {
@@ -249,6 +285,13 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), &'static str> {
         "refresh_token_ttl" => s.refresh_token_ttl = duration(v)?,
         "refresh_grace" => s.refresh_grace = duration(v)?,
         "sweep_interval" => s.sweep_interval = duration(v)?,
+        "service_auth" => s.service_auth = v.parse()?,
+        "signature_tolerance" => {
+            s.signature_tolerance = duration(v)
+                .ok()
+                .filter(|d| (1..=3600).contains(&d.as_secs()))
+                .ok_or("a duration from 1s to 1h, like 120s or 5m")?
+        }
         "password_min_length" => {
             s.password_min_length = v
                 .parse()

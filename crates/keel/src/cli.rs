@@ -70,6 +70,12 @@ pub struct GlobalArgs {
     /// Fewest characters in a password [env: KEEL_PASSWORD_MIN_LENGTH]
     #[arg(long, global = true)]
     pub password_min_length: Option<String>,
+    /// signed_or_bearer or signed (refuse bearer service keys) [env: KEEL_SERVICE_AUTH]
+    #[arg(long, global = true)]
+    pub service_auth: Option<String>,
+    /// Accepted clock skew of signed calls, e.g. 120s [env: KEEL_SIGNATURE_TOLERANCE]
+    #[arg(long, global = true)]
+    pub signature_tolerance: Option<String>,
 }
 
 impl GlobalArgs {
@@ -91,6 +97,8 @@ impl GlobalArgs {
             ("refresh_token_ttl", &self.refresh_token_ttl),
             ("refresh_grace", &self.refresh_grace),
             ("password_min_length", &self.password_min_length),
+            ("service_auth", &self.service_auth),
+            ("signature_tolerance", &self.signature_tolerance),
         ];
         pairs
             .into_iter()
@@ -120,6 +128,8 @@ pub enum Command {
     /// The usage ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Sign a service call: print its x-keel-* headers, or a curl command with --curl.
+    Sign(Box<crate::sign::SignArgs>),
 }
 
 /// `keel ledger …`
@@ -167,5 +177,6 @@ pub fn main() -> ExitCode {
         Command::Ledger(LedgerCommand::Verify { repair }) => {
             crate::operator::verify_ledger(&cli.global, repair)
         }
+        Command::Sign(args) => crate::sign::sign(&args),
     }
 }

@@ -1,5 +1,6 @@
-//! The `keel` command line: `serve`, `migrate`, `check`.
+//! The `keel` command line: `serve`, `migrate`, `check`, operator commands and `sign`.
 
 pub mod cli;
 mod commands;
 mod operator;
+mod sign;

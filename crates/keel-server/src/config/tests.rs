@@ -97,3 +97,66 @@ fn sizes_and_durations_parse_with_units() {
     assert_eq!(s.request_timeout, Duration::from_millis(250));
     assert_eq!(s.shutdown_grace, Duration::from_secs(120));
 }
+
+#[test]
+fn service_auth_and_signature_tolerance_parse_and_refuse_bad_values() {
+    use crate::integrity::ServiceAuthMode;
+    let s = Settings::resolve(&layers()).unwrap();
+    assert_eq!(s.service_auth, ServiceAuthMode::SignedOrBearer);
+    assert_eq!(s.signature_tolerance, Duration::from_secs(120));
+    let mut l = layers();
+    l.file
+        .insert("service_auth".into(), toml::Value::String("signed".into()));
+    l.env.insert("KEEL_SIGNATURE_TOLERANCE".into(), "5m".into());
+    let s = Settings::resolve(&l).unwrap();
+    assert_eq!(s.service_auth, ServiceAuthMode::Signed);
+    assert_eq!(s.signature_tolerance, Duration::from_secs(300));
+    for (key, value) in [
+        ("KEEL_SERVICE_AUTH", "bearer"),
+        ("KEEL_SIGNATURE_TOLERANCE", "2h"),
+        ("KEEL_SIGNATURE_TOLERANCE", "500ms"),
+    ] {
+        let mut l = layers();
+        l.env.insert(key.into(), value.into());
+        let err = Settings::resolve(&l).unwrap_err();
+        assert_eq!((err.key.as_str(), err.value.as_str()), (key, value));
+    }
+}
+
+#[test]
+fn service_keys_come_from_the_env_and_a_keys_file_and_errors_hide_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys");
+    let secret = "f".repeat(32);
+    std::fs::write(
+        &file,
+        format!("# rotated 2025-01\nworker@k2:{secret}:legacy_v1\n"),
+    )
+    .unwrap();
+    let mut l = layers();
+    l.env.insert(
+        "KEEL_SERVICE_KEYS".into(),
+        format!("worker:{}", "e".repeat(32)),
+    );
+    l.env
+        .insert("KEEL_SERVICE_KEYS_FILE".into(), file.display().to_string());
+    let s = Settings::resolve(&l).unwrap();
+    let labels: Vec<String> = s.service_keys.iter().map(|k| k.label()).collect();
+    assert_eq!(labels, ["worker@key1", "worker@k2"]);
+    assert!(!format!("{s:?}").contains(&secret));
+    let mut l = layers();
+    l.env
+        .insert("KEEL_SERVICE_KEYS".into(), "worker:too-short-secret".into());
+    let err = Settings::resolve(&l).unwrap_err();
+    assert_eq!(err.key, "KEEL_SERVICE_KEYS");
+    assert!(!err.to_string().contains("too-short-secret"), "{err}");
+    let mut l = layers();
+    l.env.insert(
+        "KEEL_SERVICE_KEYS_FILE".into(),
+        dir.path().join("missing").display().to_string(),
+    );
+    assert_eq!(
+        Settings::resolve(&l).unwrap_err().key,
+        "KEEL_SERVICE_KEYS_FILE"
+    );
+}

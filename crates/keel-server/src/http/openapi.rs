@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the routes themselves.
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorEnvelope};
@@ -45,8 +45,20 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("<key id>.<secret>")
+                    .description(Some(
+                        "A bearer service key (refused when service_auth = signed), or instead \
+                         an HMAC-signed request: see service_signature and docs/signing.md",
+                    ))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "service_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "x-keel-signature",
+                "v2=<hex HMAC-SHA256 of the canonical request>, with x-keel-key-id, \
+                 x-keel-timestamp (unix seconds) and x-keel-nonce; see docs/signing.md",
+            ))),
         );
         components.add_security_scheme(
             "admin",

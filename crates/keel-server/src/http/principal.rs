@@ -44,8 +44,10 @@ impl Principal {
     }
 }
 
-/// Resolves the caller. `/v1/service/*` callers are named by `x-keel-key-id` or the id
-/// part of `Bearer <id>.<secret>`; other bearer credentials are authenticated as users.
+/// Resolves the caller. `/v1/service/*` callers are named by `x-keel-key-id` (its service
+/// part) or the id part of `Bearer <id>.<secret>`; once the signature layer has verified
+/// the call it leaves the verified principal here. Other bearer credentials are
+/// authenticated as users.
 /// The answer is kept in the request extensions, so later layers resolve it for free.
 pub async fn resolve(state: &AppState, parts: &mut Parts) -> Principal {
     if let Some(p) = parts.extensions.get::<Principal>() {
@@ -62,7 +64,8 @@ async fn resolve_uncached(state: &AppState, parts: &mut Parts) -> Principal {
             .headers
             .get("x-keel-key-id")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+            // `worker@k2` names one key of the service `worker`; the caller is the service.
+            .map(|id| id.split('@').next().unwrap_or(id).to_string())
             .or_else(|| {
                 bearer(parts)
                     .and_then(|t| t.split_once('.'))

@@ -1,79 +1,110 @@
-//! Service keys: the product's own workers call `/v1/service/*` with
-//! `Authorization: Bearer <key id>.<secret>`. Keys come only from the environment
-//! (`KEEL_SERVICE_KEYS=worker:<secret>,billing:<secret>`), secrets of at least 32 bytes,
-//! compared in constant time, never logged.
+//! Who a service call comes from. The product's own workers call `/v1/service/*` with an
+//! HMAC-signed request (docs/signing.md; checked once by [`super::signature`]), or, unless
+//! `service_auth = "signed"`, with `Authorization: Bearer <service>.<secret>`. Keys come
+//! from `KEEL_SERVICE_KEYS` / `KEEL_SERVICE_KEYS_FILE` only and are never logged.
 
 use std::fmt;
+use std::str::FromStr;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use keel_core::identity::equal_ct;
-use sha2::{Digest, Sha256};
+use keel_core::integrity::BearerRefusal;
+use serde_json::json;
 
 use crate::identity::extract::bearer;
 use crate::{ApiError, AppState};
 
-/// The configured service keys.
-#[derive(Clone, Default)]
-pub struct ServiceKeys {
-    keys: Vec<(String, Vec<u8>)>,
+/// Which credentials the service API accepts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ServiceAuthMode {
+    /// Signed requests, and bearer service keys.
+    #[default]
+    SignedOrBearer,
+    /// Signed requests only; a bearer service key is refused with `bearer_not_allowed`.
+    Signed,
 }
 
-impl fmt::Debug for ServiceKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
-        write!(f, "ServiceKeys({ids:?}, secrets redacted)")
-    }
-}
+impl FromStr for ServiceAuthMode {
+    type Err = &'static str;
 
-impl ServiceKeys {
-    /// Parses `id:secret,id:secret`; ids are `[a-z0-9_-]{1,64}`, secrets ≥ 32 bytes.
-    pub fn parse(text: &str) -> Result<ServiceKeys, &'static str> {
-        let mut keys = Vec::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (id, secret) = part
-                .split_once(':')
-                .ok_or("comma-separated id:secret pairs")?;
-            let id_ok = (1..=64).contains(&id.len())
-                && id.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
-                });
-            if !id_ok {
-                return Err("key ids of 1 to 64 characters a-z, 0-9, _ or -");
-            }
-            if secret.len() < 32 {
-                return Err("secrets of at least 32 bytes");
-            }
-            keys.push((id.to_string(), Sha256::digest(secret.as_bytes()).to_vec()));
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "signed_or_bearer" => Ok(ServiceAuthMode::SignedOrBearer),
+            "signed" => Ok(ServiceAuthMode::Signed),
+            _ => Err("signed_or_bearer or signed"),
         }
-        Ok(ServiceKeys { keys })
-    }
-
-    /// Whether any key is configured.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    /// The key id whose secret matches, if any.
-    pub fn verify(&self, id: &str, secret: &str) -> Option<String> {
-        let presented = Sha256::digest(secret.as_bytes());
-        // Compare against every key so timing does not reveal which ids exist.
-        let mut found = None;
-        for (key_id, hash) in &self.keys {
-            if equal_ct(hash, &presented) && key_id == id {
-                found = Some(key_id.clone());
-            }
-        }
-        found
     }
 }
 
 /// An authenticated product service.
 #[derive(Clone, Debug)]
 pub struct ServiceCaller {
-    /// The key id it used.
+    /// The service (the key id without `@key`).
     pub key_id: String,
+    /// Which of its keys matched.
+    pub key_name: String,
+    /// `v2`, `v1` or `bearer`.
+    pub scheme: &'static str,
+}
+
+impl fmt::Display for ServiceCaller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{} ({})", self.key_id, self.key_name, self.scheme)
+    }
+}
+
+/// Counts one authentication attempt: `keel_service_auth_total{scheme, outcome}`.
+pub(crate) fn record(scheme: &'static str, outcome: &'static str) {
+    metrics::counter!("keel_service_auth_total", "scheme" => scheme, "outcome" => outcome)
+        .increment(1);
+}
+
+/// Authenticates `Bearer <service>.<secret>` under the configured mode.
+pub(crate) fn bearer_caller(state: &AppState, token: &str) -> Result<ServiceCaller, ApiError> {
+    let settings = state.settings();
+    if settings.service_auth == ServiceAuthMode::Signed {
+        record("bearer", "bearer_not_allowed");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bearer_not_allowed",
+            "service keys must sign requests (docs/signing.md); bearer service keys are disabled",
+        ));
+    }
+    let invalid = || {
+        record("bearer", "invalid_service_credentials");
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_service_credentials",
+            "a valid service key is required",
+        )
+    };
+    let (service, secret) = token.split_once('.').ok_or_else(invalid)?;
+    match settings.service_keys.verify_bearer(service, secret) {
+        Ok(key) => {
+            record("bearer", "ok");
+            Ok(ServiceCaller {
+                key_id: key.service.clone(),
+                key_name: key.name.clone(),
+                scheme: "bearer",
+            })
+        }
+        Err(BearerRefusal::Invalid) => Err(invalid()),
+        Err(BearerRefusal::Revoked) => {
+            record("bearer", "key_revoked");
+            Err(revoked(service))
+        }
+    }
+}
+
+/// `401 key_revoked`.
+pub(crate) fn revoked(key_id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "key_revoked",
+        "this service key has been revoked",
+    )
+    .with_details(json!({ "key_id": key_id }))
 }
 
 impl FromRequestParts<AppState> for ServiceCaller {
@@ -83,21 +114,18 @@ impl FromRequestParts<AppState> for ServiceCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let refuse = || {
-            ApiError::new(
+        // Under /v1/service/ the signature layer has already decided.
+        if let Some(caller) = parts.extensions.get::<ServiceCaller>() {
+            return Ok(caller.clone());
+        }
+        match bearer(parts) {
+            Some(token) => bearer_caller(state, token),
+            None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_service_credentials",
-                "a valid service key is required",
-            )
-        };
-        let token = bearer(parts).ok_or_else(refuse)?;
-        let (id, secret) = token.split_once('.').ok_or_else(refuse)?;
-        let key_id = state
-            .settings()
-            .service_keys
-            .verify(id, secret)
-            .ok_or_else(refuse)?;
-        Ok(ServiceCaller { key_id })
+                "signature_missing",
+                "a signed request or a service key is required",
+            )),
+        }
     }
 }
 
@@ -107,16 +135,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_parse_and_verify_and_never_print_secrets() {
-        let secret = "s".repeat(40);
-        let keys =
-            ServiceKeys::parse(&format!("worker:{secret}, billing:{}", "t".repeat(32))).unwrap();
-        assert_eq!(keys.verify("worker", &secret).as_deref(), Some("worker"));
-        assert_eq!(keys.verify("billing", &secret), None);
-        assert_eq!(keys.verify("worker", "wrong"), None);
-        assert!(!format!("{keys:?}").contains(&secret));
-        assert!(ServiceKeys::parse("worker:short").is_err());
-        assert!(ServiceKeys::parse("Bad Id:".to_string().as_str()).is_err());
-        assert!(ServiceKeys::parse("").unwrap().is_empty());
+    fn modes_parse_from_their_documented_names() {
+        assert_eq!(
+            "signed_or_bearer".parse::<ServiceAuthMode>(),
+            Ok(ServiceAuthMode::SignedOrBearer)
+        );
+        assert_eq!(
+            "signed".parse::<ServiceAuthMode>(),
+            Ok(ServiceAuthMode::Signed)
+        );
+        assert!("bearer".parse::<ServiceAuthMode>().is_err());
     }
 }

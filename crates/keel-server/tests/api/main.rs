@@ -14,5 +14,7 @@ mod helpers;
 mod identity;
 mod lifecycle;
 mod ops;
+mod signing;
+mod signing_keys;
 mod tokens;
 mod wallet;

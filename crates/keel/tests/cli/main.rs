@@ -145,13 +145,21 @@ fn an_unreachable_postgres_exits_1_within_the_connect_timeout() {
     assert!(took < Duration::from_secs(10), "{took:?}");
 }
 
-#[allow(clippy::zombie_processes)] // the caller waits for the child
 fn spawn_serve(cwd: &Path) -> (Child, u16, BufReader<std::process::ChildStderr>) {
+    spawn_serve_with(cwd, &[])
+}
+
+#[allow(clippy::zombie_processes)] // the caller waits for the child
+fn spawn_serve_with(
+    cwd: &Path,
+    env: &[(&str, &str)],
+) -> (Child, u16, BufReader<std::process::ChildStderr>) {
     let mut child = keel()
         .current_dir(cwd)
         .arg("serve")
         .env("KEEL_ADDR", "127.0.0.1:0")
         .env("KEEL_METRICS_ADDR", "127.0.0.1:0")
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -213,3 +221,4 @@ mod data_dir;
 mod defaults;
 mod operator;
 mod otlp;
+mod sign;

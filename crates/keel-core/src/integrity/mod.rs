@@ -1,0 +1,18 @@
+//! Pure integrity rules: the canonical form of a signed service call, HMAC signing and
+//! verification, the signature headers' formats, service key configuration, and the
+//! bounded nonce window. The exact scheme is specified in `docs/signing.md`.
+
+pub mod canonical;
+pub mod keys;
+pub mod nonce_window;
+pub mod signing;
+pub mod verify;
+
+pub use canonical::{body_sha256, canonical_query, split_target, CanonicalRequest};
+pub use keys::{BearerRefusal, Lookup, Secret, ServiceKey, ServiceKeys};
+pub use nonce_window::{Claim, NonceWindow};
+pub use signing::{
+    new_nonce, nonce_ttl_secs, sign_v1, sign_v2, Version, KEY_ID_HEADER, NONCE_HEADER,
+    SIGNATURE_HEADER, TIMESTAMP_HEADER,
+};
+pub use verify::{verify, Refusal, SignatureHeaders, SignedRequest, Verified};

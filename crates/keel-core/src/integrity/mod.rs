@@ -1,0 +1,3 @@
+//! Integrity: the pure logic behind rate limits (and, beside it, request signing).
+
+pub mod rate;

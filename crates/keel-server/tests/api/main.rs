@@ -13,5 +13,8 @@ mod helpers;
 mod identity;
 mod lifecycle;
 mod ops;
+mod rate_limits;
+mod rate_limits_cluster;
+mod security_headers;
 mod tokens;
 mod wallet;

@@ -30,7 +30,13 @@ pub async fn start(postgres: bool) -> anyhow::Result<Server> {
     settings.metrics_addr = "127.0.0.1:0".parse()?;
     settings.data_dir = dir.path().join("data");
     settings.database_url = db.as_ref().map(|d| d.url.clone());
-    let app = Application::build(settings, keel_core::manifest::demo()?).await?;
+    let mut demo = keel_core::manifest::demo()?;
+    // Benchmarks measure Keel's own cost: the demo's rate limits would only cap the load.
+    demo.manifest.rate_limits = Default::default();
+    for plan in demo.manifest.plans.values_mut() {
+        plan.rate_limits = Default::default();
+    }
+    let app = Application::build(settings, demo).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));

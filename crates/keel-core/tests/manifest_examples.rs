@@ -191,7 +191,14 @@ fn suiftly_plans_are_prepaid_with_a_spend_limit() {
             "{name}"
         );
     }
-    let rate = m.plans["pro"].rate_limit.as_ref().unwrap();
+    let rate = m.plans["pro"]
+        .rate_limits
+        .api
+        .as_ref()
+        .unwrap()
+        .key
+        .as_ref()
+        .unwrap();
     assert_eq!((rate.requests, rate.per.as_secs()), (1_000, 1));
     assert!(m.routes.is_empty() && m.jobs.is_empty());
 }

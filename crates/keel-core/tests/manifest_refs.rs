@@ -313,7 +313,7 @@ timezone = \"Mars/Olympus\"
 
 [plans.free]
 timezone = \"europe/paris\"
-rate_limit = { requests = 5, per = \"1sec\" }
+rate_limits.api.user = { requests = 5, per = \"1sec\" }
 [plans.free.limits.requests]
 limit = 5
 window = \"daily\"
@@ -342,8 +342,8 @@ unit = \"t\"
             ),
             (
                 8,
-                36,
-                "plans.free.rate_limit.per",
+                46,
+                "plans.free.rate_limits.api.user.per",
                 "invalid duration \"1sec\": unknown unit",
             ),
             (

@@ -187,7 +187,7 @@ fn assemble(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
         Err(e) => tracing::error!(error = %e, "cannot serialise the OpenAPI document"),
     }
     let settings = state.settings().clone();
-    router
+    let router = router
         .route_layer(middleware::from_fn(mw::capture_route))
         .fallback(mw::not_found)
         .method_not_allowed_fallback(mw::method_not_allowed)
@@ -201,7 +201,10 @@ fn assemble(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
             settings.request_timeout,
             mw::timeout,
         ))
-        .layer(CatchPanicLayer::custom(mw::panic_response))
+        .layer(CatchPanicLayer::custom(mw::panic_response));
+    // Outside in: request id, observe, security headers + CORS, rate limit, the rest.
+    let router = integrity::rate_limit::wrap(router, &state);
+    integrity::headers::wrap(router, &settings)
         .layer(middleware::from_fn(mw::observe))
         .layer(middleware::from_fn(request_id::assign))
         .with_state(state)

@@ -73,6 +73,16 @@ pub struct Settings {
     pub signature_tolerance: Duration,
     /// How often expired reservations are released.
     pub sweep_interval: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client IP that per-IP limits count.
+    pub trusted_proxies: crate::integrity::TrustedProxies,
+    /// Prefix of every Redis key Keel writes (several deployments may share one Redis).
+    pub redis_prefix: String,
+    /// Whether requests pass (`open`) or get 503 (`closed`) when Redis cannot decide a limit.
+    pub rate_limit_fail_mode: crate::integrity::FailMode,
+    /// Browser origins allowed by CORS, exact; empty sends no CORS headers at all.
+    pub cors_origins: Vec<String>,
+    /// `Strict-Transport-Security` value; the header is not sent when unset.
+    pub hsts: Option<String>,
 }
 
 impl Default for Settings {
@@ -97,6 +107,11 @@ impl Default for Settings {
             service_auth: Default::default(),
             signature_tolerance: Duration::from_secs(120),
             sweep_interval: Duration::from_secs(5),
+            trusted_proxies: Default::default(),
+            redis_prefix: "keel:".to_string(),
+            rate_limit_fail_mode: Default::default(),
+            cors_origins: Vec::new(),
+            hsts: None,
         }
     }
 }
@@ -144,6 +159,19 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "KEEL_SIGNATURE_TOLERANCE",
         "--signature-tolerance",
     ),
+    (
+        "trusted_proxies",
+        "KEEL_TRUSTED_PROXIES",
+        "--trusted-proxies",
+    ),
+    ("redis_prefix", "KEEL_REDIS_PREFIX", "--redis-prefix"),
+    (
+        "rate_limit_fail_mode",
+        "KEEL_RATE_LIMIT_FAIL_MODE",
+        "--rate-limit-fail-mode",
+    ),
+    ("cors_origins", "KEEL_CORS_ORIGINS", "--cors-origins"),
+    ("hsts", "KEEL_HSTS", "--hsts"),
 ];
 
 /// The raw layers, each a map from `[server]` key to (where it came from, value).
@@ -171,6 +199,12 @@ impl Settings {
             };
             let text = match value {
                 toml::Value::String(s) => s.clone(),
+                // Lists (cors_origins, trusted_proxies) may be written as TOML arrays.
+                toml::Value::Array(items) if items.iter().all(toml::Value::is_str) => items
+                    .iter()
+                    .filter_map(toml::Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
                 other => other.to_string(),
             };
             raw.insert(k, (format!("server.{k} in keel.toml"), text));
@@ -299,6 +333,11 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), &'static str> {
                 .filter(|n| (8..=128).contains(n))
                 .ok_or("a whole number from 8 to 128")?
         }
+        "trusted_proxies" => s.trusted_proxies = crate::integrity::TrustedProxies::parse(v)?,
+        "redis_prefix" => s.redis_prefix = parse_prefix(v)?,
+        "rate_limit_fail_mode" => s.rate_limit_fail_mode = crate::integrity::FailMode::parse(v)?,
+        "cors_origins" => s.cors_origins = crate::integrity::headers::parse_origins(v)?,
+        "hsts" => s.hsts = crate::integrity::headers::parse_hsts(v)?,
         _ => return Err("a known setting"),
     }
     Ok(())
@@ -316,6 +355,13 @@ impl Settings {
         c.policy.min_length = self.password_min_length;
         c
     }
+}
+
+/// A Redis key prefix: 1 to 64 printable characters without spaces.
+fn parse_prefix(v: &str) -> Result<String, &'static str> {
+    let ok = (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic());
+    ok.then(|| v.to_string())
+        .ok_or("1 to 64 printable characters without spaces, e.g. keel:")
 }
 
 /// Parses `1048576`, `512KiB`, `1MiB` (binary units) into bytes; zero is refused.

@@ -76,6 +76,21 @@ pub struct GlobalArgs {
     /// Accepted clock skew of signed calls, e.g. 120s [env: KEEL_SIGNATURE_TOLERANCE]
     #[arg(long, global = true)]
     pub signature_tolerance: Option<String>,
+    /// Proxies whose X-Forwarded-For is believed, IPs or CIDRs [env: KEEL_TRUSTED_PROXIES]
+    #[arg(long, global = true)]
+    pub trusted_proxies: Option<String>,
+    /// Prefix of Keel's Redis keys [env: KEEL_REDIS_PREFIX] [default: keel:]
+    #[arg(long, global = true)]
+    pub redis_prefix: Option<String>,
+    /// open or closed: requests when Redis cannot decide a rate limit [env: KEEL_RATE_LIMIT_FAIL_MODE] [default: open]
+    #[arg(long, global = true)]
+    pub rate_limit_fail_mode: Option<String>,
+    /// Browser origins allowed by CORS, comma-separated [env: KEEL_CORS_ORIGINS]
+    #[arg(long, global = true)]
+    pub cors_origins: Option<String>,
+    /// Strict-Transport-Security value, e.g. max-age=63072000 [env: KEEL_HSTS]
+    #[arg(long, global = true)]
+    pub hsts: Option<String>,
 }
 
 impl GlobalArgs {
@@ -99,6 +114,11 @@ impl GlobalArgs {
             ("password_min_length", &self.password_min_length),
             ("service_auth", &self.service_auth),
             ("signature_tolerance", &self.signature_tolerance),
+            ("trusted_proxies", &self.trusted_proxies),
+            ("redis_prefix", &self.redis_prefix),
+            ("rate_limit_fail_mode", &self.rate_limit_fail_mode),
+            ("cors_origins", &self.cors_origins),
+            ("hsts", &self.hsts),
         ];
         pairs
             .into_iter()

@@ -1,10 +1,11 @@
 //! Pure integrity rules: the canonical form of a signed service call, HMAC signing and
-//! verification, the signature headers' formats, service key configuration, and the
-//! bounded nonce window. The exact scheme is specified in `docs/signing.md`.
+//! verification, the signature headers' formats, service key configuration, the bounded
+//! nonce window (the exact scheme is specified in `docs/signing.md`), and GCRA rate limits.
 
 pub mod canonical;
 pub mod keys;
 pub mod nonce_window;
+pub mod rate;
 pub mod signing;
 pub mod verify;
 

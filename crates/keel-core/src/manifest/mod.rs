@@ -10,6 +10,7 @@ mod jobs;
 mod model;
 mod parse;
 mod plan;
+mod rate;
 mod route;
 mod safety;
 mod validate;
@@ -22,7 +23,8 @@ pub use jobs::{
     StateSet, Timeout, Transition,
 };
 pub use model::{Aggregation, Feature, Manifest, Meter, Product, TimeZone, Typical};
-pub use plan::{Addon, Limit, LimitScope, Plan, RateLimit};
+pub use plan::{Addon, Limit, LimitScope, Plan};
+pub use rate::{ClassLimits, RateLimit, RateLimits, RouteClass, Scope};
 pub use route::{Deployment, PlanSelector, Pricing, ProviderKind, Route};
 pub use safety::{Pattern, SafetyAction, SafetyRule};
 

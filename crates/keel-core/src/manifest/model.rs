@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::jobs::JobType;
 use super::plan::Plan;
+use super::rate::RateLimits;
 use super::route::Route;
 use super::safety::SafetyRule;
 
@@ -28,6 +29,8 @@ pub struct Manifest {
     pub safety: BTreeMap<String, SafetyRule>,
     /// `[jobs.<name>]`: long-running job types and their state machines.
     pub jobs: BTreeMap<String, JobType>,
+    /// `[rate_limits.<class>]`: request rates every caller is held to, per route class.
+    pub rate_limits: RateLimits,
 }
 
 /// `[product]`: the product's identity and defaults.

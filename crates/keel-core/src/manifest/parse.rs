@@ -17,7 +17,8 @@ use super::validate::{validate, Draft};
 use super::LoadedManifest;
 
 /// The top-level tables a manifest may contain.
-const SECTIONS: &str = "server, product, plans, meters, features, routes, safety, jobs";
+const SECTIONS: &str =
+    "server, product, plans, meters, features, routes, safety, jobs, rate_limits";
 
 /// Keys that would hold a secret in clear text; rejected anywhere outside `[server]`.
 const SECRET_KEYS: [&str; 6] = [
@@ -78,6 +79,7 @@ pub(crate) fn parse(src: &str, file: &str) -> Result<LoadedManifest, ManifestErr
                 routes: draft.routes,
                 safety: draft.safety,
                 jobs: draft.jobs,
+                rate_limits: draft.rate_limits.unwrap_or_default(),
             },
             server,
             source: file.to_owned(),
@@ -133,6 +135,7 @@ impl Reader<'_> {
             "routes" => self.entries(&path, value, &mut names.routes, &mut draft.routes),
             "safety" => self.entries(&path, value, &mut names.safety, &mut draft.safety),
             "jobs" => self.entries(&path, value, &mut names.jobs, &mut draft.jobs),
+            "rate_limits" => draft.rate_limits = self.decode(&path, value),
             _ => {
                 let message = format!("unknown table `{name}`: expected one of {SECTIONS}");
                 self.push(key.span(), name.to_owned(), &message);

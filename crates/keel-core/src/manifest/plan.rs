@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::duration::{DurationSpec, Window};
+use super::duration::Window;
 use super::model::{Product, TimeZone};
+use super::rate::RateLimits;
 use crate::money::Micros;
 
 /// `[plans.<name>]`: what a subscription tier grants.
@@ -44,8 +45,10 @@ pub struct Plan {
     /// Purchasable add-ons that raise a limit, keyed by add-on name.
     #[serde(default)]
     pub addons: BTreeMap<String, Addon>,
-    /// Request rate limit (GCRA) for this plan's users.
-    pub rate_limit: Option<RateLimit>,
+    /// Request rate limits (GCRA) for this plan's users, per route class; they override
+    /// the product-wide `[rate_limits]` scope by scope.
+    #[serde(default)]
+    pub rate_limits: RateLimits,
 }
 
 impl Plan {
@@ -125,18 +128,6 @@ pub struct Addon {
     /// Price per month in micros; >= 0, default 0.
     #[serde(default)]
     pub price_micros: Micros,
-}
-
-/// `rate_limit = { requests = 10, per = "1s", burst = 20 }`: a GCRA request rate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimit {
-    /// Requests allowed per period; > 0.
-    pub requests: u32,
-    /// The period.
-    pub per: DurationSpec,
-    /// Requests allowed at once after idling; defaults to `requests`, must be >= 1.
-    pub burst: Option<u32>,
 }
 
 #[cfg(test)]

@@ -160,3 +160,57 @@ fn service_keys_come_from_the_env_and_a_keys_file_and_errors_hide_secrets() {
         "KEEL_SERVICE_KEYS_FILE"
     );
 }
+#[test]
+fn integrity_settings_parse_and_default_safely() {
+    let s = Settings::resolve(&layers()).unwrap();
+    assert!(s.trusted_proxies.is_empty() && s.cors_origins.is_empty() && s.hsts.is_none());
+    assert_eq!(
+        (s.redis_prefix.as_str(), s.rate_limit_fail_mode),
+        ("keel:", crate::integrity::FailMode::Open)
+    );
+    let mut l = layers();
+    let origins = ["https://app.example.com", "http://localhost:3000"]
+        .map(|o| toml::Value::String(o.into()))
+        .to_vec();
+    l.file
+        .insert("cors_origins".into(), toml::Value::Array(origins));
+    l.env
+        .insert("KEEL_TRUSTED_PROXIES".into(), "10.0.0.0/8, ::1".into());
+    l.env
+        .insert("KEEL_RATE_LIMIT_FAIL_MODE".into(), "closed".into());
+    l.env.insert("KEEL_REDIS_PREFIX".into(), "prod:".into());
+    l.env.insert(
+        "KEEL_HSTS".into(),
+        "max-age=63072000; includeSubDomains".into(),
+    );
+    let s = Settings::resolve(&l).unwrap();
+    assert_eq!(
+        s.cors_origins,
+        ["https://app.example.com", "http://localhost:3000"]
+    );
+    assert!(!s.trusted_proxies.is_empty());
+    assert_eq!(s.rate_limit_fail_mode, crate::integrity::FailMode::Closed);
+    assert_eq!(s.redis_prefix, "prod:");
+    assert_eq!(
+        s.hsts.as_deref(),
+        Some("max-age=63072000; includeSubDomains")
+    );
+}
+
+#[test]
+fn bad_integrity_settings_name_what_is_expected() {
+    for (env, value, expected) in [
+        ("KEEL_CORS_ORIGINS", "*", "no `*`"),
+        ("KEEL_CORS_ORIGINS", "https://a.example/app", "no path"),
+        ("KEEL_TRUSTED_PROXIES", "proxy.internal", "CIDR"),
+        ("KEEL_RATE_LIMIT_FAIL_MODE", "maybe", "open or closed"),
+        ("KEEL_REDIS_PREFIX", "has space", "printable"),
+        ("KEEL_HSTS", "forever", "max-age="),
+    ] {
+        let mut l = layers();
+        l.env.insert(env.into(), value.into());
+        let err = Settings::resolve(&l).unwrap_err();
+        assert_eq!((err.key.as_str(), err.value.as_str()), (env, value));
+        assert!(err.expected.contains(expected), "{err}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Semantic validation on the typed model: cross-references and value ranges, with no TOML in sight.
 
 mod jobs;
+mod rates;
 mod routes;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,6 +10,7 @@ use super::error::{Issue, Path};
 use super::jobs::JobType;
 use super::model::{Feature, Meter, Product};
 use super::plan::Plan;
+use super::rate::RateLimits;
 use super::route::Route;
 use super::safety::{SafetyAction, SafetyRule};
 use crate::money::Micros;
@@ -34,6 +36,7 @@ pub(crate) struct Draft {
     pub(crate) routes: BTreeMap<String, Route>,
     pub(crate) safety: BTreeMap<String, SafetyRule>,
     pub(crate) jobs: BTreeMap<String, JobType>,
+    pub(crate) rate_limits: Option<RateLimits>,
     pub(crate) names: Names,
     /// Keys dropped after deserialization errors: entries under them are incomplete.
     pub(crate) removed: Vec<Path>,
@@ -64,6 +67,9 @@ pub(crate) fn validate(draft: &Draft) -> Vec<Issue> {
     let has_credit_meter = draft.meters.values().any(|m| m.credits);
     for (name, plan) in &draft.plans {
         c.plan(name, plan, has_credit_meter);
+    }
+    if let Some(limits) = &draft.rate_limits {
+        c.rate_limits(&Path::of(&["rate_limits"]), limits, None);
     }
     for (name, route) in &draft.routes {
         c.route(name, route, &draft.plans);
@@ -205,13 +211,7 @@ impl Checker<'_> {
             self.positive(limit_path.key("limit"), limit.limit);
         }
         self.addons(name, plan, &path);
-        if let Some(rate) = &plan.rate_limit {
-            let rate_path = path.key("rate_limit");
-            self.positive(rate_path.key("requests"), i64::from(rate.requests));
-            if let Some(burst) = rate.burst {
-                self.positive(rate_path.key("burst"), i64::from(burst));
-            }
-        }
+        self.rate_limits(&path.key("rate_limits"), &plan.rate_limits, Some(name));
     }
 
     fn addons(&mut self, plan_name: &str, plan: &Plan, path: &Path) {

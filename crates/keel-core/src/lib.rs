@@ -6,5 +6,6 @@
 pub mod billing;
 pub mod identity;
 pub mod ids;
+pub mod integrity;
 pub mod manifest;
 pub mod money;

@@ -10,6 +10,7 @@ mod billing_calc;
 mod billing_rows;
 mod connect;
 mod error;
+mod idempotency;
 mod identity;
 mod identity_records;
 pub mod postgres;
@@ -30,6 +31,9 @@ pub use billing::{
 };
 pub use connect::{connect, ConnectOptions, Target};
 pub use error::{StoreError, StoreResult};
+pub use idempotency::{
+    ClaimOutcome, IdempotencyRecord, IdempotencyStore, KeptRecord, NewIdempotencyClaim,
+};
 pub use identity::{
     AdminRecord, AdminSessionRecord, AdminUpdate, ApiKeyRecord, ApiKeyStore, AuthStore,
     ChallengeRecord, FailureCount, NewAdmin, NewApiKey, NewRefreshToken, NewSession, NewUser,
@@ -46,6 +50,7 @@ pub trait Store:
     + ApiKeyStore
     + AuthStore
     + BillingStore
+    + IdempotencyStore
     + Send
     + Sync
     + 'static
@@ -59,6 +64,7 @@ impl<T> Store for T where
         + ApiKeyStore
         + AuthStore
         + BillingStore
+        + IdempotencyStore
         + Send
         + Sync
         + 'static

@@ -1,0 +1,3 @@
+//! Integrity of calls into Keel: transport-level idempotency keys.
+
+pub mod idempotency;

@@ -66,8 +66,10 @@ pub struct Settings {
     pub password_min_length: usize,
     /// Keys of the product's own services (from `KEEL_SERVICE_KEYS` only).
     pub service_keys: crate::integrity::ServiceKeys,
-    /// How often expired reservations are released.
+    /// How often expired reservations are released and expired idempotency records deleted.
     pub sweep_interval: Duration,
+    /// How long a completed request's response is kept for `Idempotency-Key` replays.
+    pub idempotency_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -90,6 +92,7 @@ impl Default for Settings {
             password_min_length: 12,
             service_keys: Default::default(),
             sweep_interval: Duration::from_secs(5),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -130,6 +133,12 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "password_min_length",
         "KEEL_PASSWORD_MIN_LENGTH",
         "--password-min-length",
+    ),
+    ("sweep_interval", "KEEL_SWEEP_INTERVAL", "--sweep-interval"),
+    (
+        "idempotency_ttl",
+        "KEEL_IDEMPOTENCY_TTL",
+        "--idempotency-ttl",
     ),
 ];
 
@@ -249,6 +258,12 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), &'static str> {
         "refresh_token_ttl" => s.refresh_token_ttl = duration(v)?,
         "refresh_grace" => s.refresh_grace = duration(v)?,
         "sweep_interval" => s.sweep_interval = duration(v)?,
+        "idempotency_ttl" => {
+            s.idempotency_ttl = duration(v)
+                .ok()
+                .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(30 * 86_400)).contains(d))
+                .ok_or("a duration from 1s to 30d, like 24h")?
+        }
         "password_min_length" => {
             s.password_min_length = v
                 .parse()

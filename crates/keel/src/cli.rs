@@ -70,6 +70,12 @@ pub struct GlobalArgs {
     /// Fewest characters in a password [env: KEEL_PASSWORD_MIN_LENGTH]
     #[arg(long, global = true)]
     pub password_min_length: Option<String>,
+    /// How often expired reservations and idempotency records are swept, e.g. 5s [env: KEEL_SWEEP_INTERVAL]
+    #[arg(long, global = true)]
+    pub sweep_interval: Option<String>,
+    /// How long Idempotency-Key responses are kept for replay, e.g. 24h [env: KEEL_IDEMPOTENCY_TTL]
+    #[arg(long, global = true)]
+    pub idempotency_ttl: Option<String>,
 }
 
 impl GlobalArgs {
@@ -91,6 +97,8 @@ impl GlobalArgs {
             ("refresh_token_ttl", &self.refresh_token_ttl),
             ("refresh_grace", &self.refresh_grace),
             ("password_min_length", &self.password_min_length),
+            ("sweep_interval", &self.sweep_interval),
+            ("idempotency_ttl", &self.idempotency_ttl),
         ];
         pairs
             .into_iter()

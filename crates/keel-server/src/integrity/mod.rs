@@ -1,5 +1,7 @@
-//! The integrity context: how the product's own services authenticate to Keel.
+//! The integrity context: how the product's own services authenticate to Keel, and
+//! idempotency keys on every mutating request.
 
+pub mod idempotency;
 pub mod redis;
 pub mod service_auth;
 

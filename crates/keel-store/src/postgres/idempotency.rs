@@ -32,7 +32,7 @@ impl IdempotencyStore for PostgresStore {
         for _ in 0..ATTEMPTS {
             let mut tx = self.pool().begin().await.map_err(map_sqlx)?;
             // Concurrent inserts of one id wait for each other here: one wins.
-            if insert(&mut *tx, &tenant, claim, now).await? {
+            if insert(&mut tx, &tenant, claim, now).await? {
                 tx.commit().await.map_err(map_sqlx)?;
                 return Ok(ClaimOutcome::Claimed { taken_over: false });
             }
@@ -55,7 +55,7 @@ impl IdempotencyStore for PostgresStore {
                         .execute(&mut *tx)
                         .await
                         .map_err(map_sqlx)?;
-                    insert(&mut *tx, &tenant, claim, now).await?;
+                    insert(&mut tx, &tenant, claim, now).await?;
                     ClaimOutcome::Claimed { taken_over: false }
                 }
                 Existing::TakeOver => {

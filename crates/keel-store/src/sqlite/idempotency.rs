@@ -27,10 +27,10 @@ impl IdempotencyStore for SqliteStore {
         let tenant = scope.tenant().to_string();
         // The write lock taken at BEGIN serialises claims: read, decide, write.
         let mut tx = self.begin_write().await?;
-        let row = find(&mut *tx, &tenant, &claim.id).await?;
+        let row = find(&mut tx, &tenant, &claim.id).await?;
         let outcome = match row.map(|r| decide(&r, claim, now)) {
             None => {
-                insert(&mut *tx, &tenant, claim, now).await?;
+                insert(&mut tx, &tenant, claim, now).await?;
                 ClaimOutcome::Claimed { taken_over: false }
             }
             Some(Existing::Replace) => {
@@ -40,7 +40,7 @@ impl IdempotencyStore for SqliteStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_sqlx)?;
-                insert(&mut *tx, &tenant, claim, now).await?;
+                insert(&mut tx, &tenant, claim, now).await?;
                 ClaimOutcome::Claimed { taken_over: false }
             }
             Some(Existing::TakeOver) => {
@@ -112,7 +112,7 @@ impl IdempotencyStore for SqliteStore {
         id: &str,
     ) -> StoreResult<Option<IdempotencyRecord>> {
         let mut conn = self.pool().acquire().await.map_err(map_sqlx)?;
-        find(&mut *conn, &scope.tenant().to_string(), id).await
+        find(&mut conn, &scope.tenant().to_string(), id).await
     }
 
     async fn sweep_idempotency(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<u64> {

@@ -138,6 +138,11 @@ impl Application {
             self.state.settings().sweep_interval,
             rx.clone(),
         ));
+        let idempotency_sweeper = tokio::spawn(integrity::idempotency::sweeper::run(
+            self.state.store().clone(),
+            self.state.settings().sweep_interval,
+            rx.clone(),
+        ));
         let metrics = axum::serve(self.metrics_listener, self.metrics_router)
             .with_graceful_shutdown(stopped(rx.clone()));
         let metrics = tokio::spawn(async move { metrics.await });
@@ -158,6 +163,7 @@ impl Application {
         };
         metrics.abort();
         let _ = sweeper.await;
+        let _ = idempotency_sweeper.await;
         let store = self.state.store().clone();
         if tokio::time::timeout(Duration::from_secs(5), store.close())
             .await
@@ -182,12 +188,19 @@ fn assemble(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
         .merge(admin::levers::router())
         .merge(extra)
         .split_for_parts();
+    let mut api = api;
+    integrity::idempotency::document(&mut api);
     match api.to_json() {
         Ok(doc) => state.set_openapi_json(doc),
         Err(e) => tracing::error!(error = %e, "cannot serialise the OpenAPI document"),
     }
     let settings = state.settings().clone();
     let router = router
+        // Idempotency runs inside route capture, so replays are labelled by route too.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            integrity::idempotency::layer,
+        ))
         .route_layer(middleware::from_fn(mw::capture_route))
         .fallback(mw::not_found)
         .method_not_allowed_fallback(mw::method_not_allowed)

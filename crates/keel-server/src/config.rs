@@ -71,8 +71,10 @@ pub struct Settings {
     pub service_auth: crate::integrity::ServiceAuthMode,
     /// How far a signed call's timestamp may be from the server's clock.
     pub signature_tolerance: Duration,
-    /// How often expired reservations are released.
+    /// How often expired reservations are released and expired idempotency records deleted.
     pub sweep_interval: Duration,
+    /// How long a completed request's response is kept for `Idempotency-Key` replays.
+    pub idempotency_ttl: Duration,
     /// Proxies whose `X-Forwarded-For` names the client IP that per-IP limits count.
     pub trusted_proxies: crate::integrity::TrustedProxies,
     /// Prefix of every Redis key Keel writes (several deployments may share one Redis).
@@ -112,6 +114,7 @@ impl Default for Settings {
             rate_limit_fail_mode: Default::default(),
             cors_origins: Vec::new(),
             hsts: None,
+            idempotency_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -172,6 +175,12 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
     ("cors_origins", "KEEL_CORS_ORIGINS", "--cors-origins"),
     ("hsts", "KEEL_HSTS", "--hsts"),
+    ("sweep_interval", "KEEL_SWEEP_INTERVAL", "--sweep-interval"),
+    (
+        "idempotency_ttl",
+        "KEEL_IDEMPOTENCY_TTL",
+        "--idempotency-ttl",
+    ),
 ];
 
 /// The raw layers, each a map from `[server]` key to (where it came from, value).
@@ -325,6 +334,12 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), &'static str> {
                 .ok()
                 .filter(|d| (1..=3600).contains(&d.as_secs()))
                 .ok_or("a duration from 1s to 1h, like 120s or 5m")?
+        }
+        "idempotency_ttl" => {
+            s.idempotency_ttl = duration(v)
+                .ok()
+                .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(30 * 86_400)).contains(d))
+                .ok_or("a duration from 1s to 30d, like 24h")?
         }
         "password_min_length" => {
             s.password_min_length = v

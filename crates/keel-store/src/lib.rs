@@ -10,6 +10,7 @@ mod billing_calc;
 mod billing_rows;
 mod connect;
 mod error;
+mod idempotency;
 mod identity;
 mod identity_records;
 pub mod levers;
@@ -32,6 +33,9 @@ pub use billing::{
 };
 pub use connect::{connect, ConnectOptions, Target};
 pub use error::{StoreError, StoreResult};
+pub use idempotency::{
+    ClaimOutcome, IdempotencyRecord, IdempotencyStore, KeptRecord, NewIdempotencyClaim,
+};
 pub use identity::{
     AdminRecord, AdminSessionRecord, AdminUpdate, ApiKeyRecord, ApiKeyStore, AuthStore,
     ChallengeRecord, FailureCount, NewAdmin, NewApiKey, NewRefreshToken, NewSession, NewUser,
@@ -49,6 +53,7 @@ pub trait Store:
     + ApiKeyStore
     + AuthStore
     + BillingStore
+    + IdempotencyStore
     + LeverStore
     + Send
     + Sync
@@ -63,6 +68,7 @@ impl<T> Store for T where
         + ApiKeyStore
         + AuthStore
         + BillingStore
+        + IdempotencyStore
         + LeverStore
         + Send
         + Sync

@@ -91,6 +91,12 @@ pub struct GlobalArgs {
     /// Strict-Transport-Security value, e.g. max-age=63072000 [env: KEEL_HSTS]
     #[arg(long, global = true)]
     pub hsts: Option<String>,
+    /// How often expired reservations and idempotency records are swept, e.g. 5s [env: KEEL_SWEEP_INTERVAL]
+    #[arg(long, global = true)]
+    pub sweep_interval: Option<String>,
+    /// How long Idempotency-Key responses are kept for replay, e.g. 24h [env: KEEL_IDEMPOTENCY_TTL]
+    #[arg(long, global = true)]
+    pub idempotency_ttl: Option<String>,
 }
 
 impl GlobalArgs {
@@ -119,6 +125,8 @@ impl GlobalArgs {
             ("rate_limit_fail_mode", &self.rate_limit_fail_mode),
             ("cors_origins", &self.cors_origins),
             ("hsts", &self.hsts),
+            ("sweep_interval", &self.sweep_interval),
+            ("idempotency_ttl", &self.idempotency_ttl),
         ];
         pairs
             .into_iter()

@@ -1,8 +1,9 @@
 //! Pure integrity rules: the canonical form of a signed service call, HMAC signing and
 //! verification, the signature headers' formats, service key configuration, the bounded
-//! nonce window (the exact scheme is specified in `docs/signing.md`), and GCRA rate limits.
+//! nonce window (the exact scheme is specified in `docs/signing.md`), GCRA rate limits, and the records of transport-level idempotency keys.
 
 pub mod canonical;
+pub mod idempotency;
 pub mod keys;
 pub mod nonce_window;
 pub mod rate;

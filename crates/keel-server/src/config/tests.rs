@@ -214,3 +214,24 @@ fn bad_integrity_settings_name_what_is_expected() {
         assert!(err.expected.contains(expected), "{err}");
     }
 }
+
+#[test]
+fn the_idempotency_ttl_defaults_to_a_day_and_is_bounded() {
+    assert_eq!(
+        Settings::resolve(&layers()).unwrap().idempotency_ttl,
+        Duration::from_secs(24 * 3600)
+    );
+    let mut l = layers();
+    l.env.insert("KEEL_IDEMPOTENCY_TTL".into(), "2h".into());
+    l.env.insert("KEEL_SWEEP_INTERVAL".into(), "1m".into());
+    let s = Settings::resolve(&l).unwrap();
+    assert_eq!(s.idempotency_ttl, Duration::from_secs(7200));
+    assert_eq!(s.sweep_interval, Duration::from_secs(60));
+    for bad in ["0s", "500ms", "31d", "soon"] {
+        let mut l = layers();
+        l.flags.insert("idempotency_ttl", bad.into());
+        let err = Settings::resolve(&l).unwrap_err();
+        assert_eq!(err.key, "--idempotency-ttl", "{bad}");
+        assert!(err.expected.contains("1s to 30d"), "{bad}");
+    }
+}

@@ -3,8 +3,6 @@
 //! (`AuthUser`, `ServiceCaller`); a user resolved here is left in the request extensions
 //! so the extractor does not verify the credential twice.
 
-#![allow(dead_code)] // TEMP: the idempotency and rate-limit layers use it.
-
 use axum::http::request::Parts;
 use keel_core::ids::{ApiKeyId, TenantId, UserId};
 
@@ -31,17 +29,6 @@ pub enum Principal {
     },
     /// No credential, or one that does not authenticate.
     Anonymous,
-}
-
-impl Principal {
-    /// A stable text form for storage keys: `user:<id>`, `service:<key id>`, `anonymous`.
-    pub fn key(&self) -> String {
-        match self {
-            Principal::User { user, .. } => format!("user:{user}"),
-            Principal::Service { key_id } => format!("service:{key_id}"),
-            Principal::Anonymous => "anonymous".to_string(),
-        }
-    }
 }
 
 /// Resolves the caller. `/v1/service/*` callers are named by `x-keel-key-id` (its service

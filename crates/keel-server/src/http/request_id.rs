@@ -18,6 +18,12 @@ pub fn current() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
+/// Runs `fut` with the current request's id in scope: for work a request spawns onto
+/// another task, so its logs and error envelopes still name the request.
+pub fn carry<F: std::future::Future>(fut: F) -> impl std::future::Future<Output = F::Output> {
+    REQUEST_ID.scope(current().unwrap_or_default(), fut)
+}
+
 /// The request id, also available to handlers as an extension.
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);

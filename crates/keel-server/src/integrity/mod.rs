@@ -1,9 +1,10 @@
 //! The integrity context: how the product's own services authenticate to Keel
 //! (HMAC-signed requests with a nonce cache, or bearer service keys), rate limits that
-//! hold across nodes, and the browser-facing security headers and CORS.
+//! hold across nodes, idempotency keys on every mutating request, and the browser-facing security headers and CORS.
 
 pub mod client_ip;
 pub(crate) mod headers;
+pub mod idempotency;
 pub mod limiter;
 pub mod limiter_memory;
 pub mod limiter_redis;

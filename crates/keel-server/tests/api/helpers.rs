@@ -72,6 +72,15 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 pub const SERVICE_TOKEN: &str = "worker.0123456789abcdef0123456789abcdef-test";
 
 pub async fn spawn_full(manifest_src: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_routes(manifest_src, OpenApiRouter::new(), tweak).await
+}
+
+/// As [`spawn_full`], mounting a test's own routes beside the shared test routes.
+pub async fn spawn_routes(
+    manifest_src: &str,
+    extra: OpenApiRouter<AppState>,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let db = match std::env::var("KEEL_TEST_BACKEND").as_deref() {
         Ok("postgres") => Some(ThrowawayDb::create().await.expect("PostgreSQL for tests")),
@@ -91,7 +100,7 @@ pub async fn spawn_full(manifest_src: &str, tweak: impl FnOnce(&mut Settings)) -
         let _ = keel_server::telemetry::init_logging(keel_server::LogFormat::Pretty, None);
     }
     let manifest = keel_core::manifest::parse_str(manifest_src, "test.toml").unwrap();
-    let app = Application::build_with(settings, manifest, test_routes())
+    let app = Application::build_with(settings, manifest, test_routes().merge(extra))
         .await
         .unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());

@@ -11,6 +11,8 @@ mod billing_usage;
 mod billing_walk;
 mod errors;
 mod helpers;
+mod idempotency;
+mod idempotency_edges;
 mod identity;
 mod lifecycle;
 mod ops;

@@ -10,6 +10,7 @@ mod billing_ledger;
 mod billing_reserve;
 mod billing_settle;
 mod billing_verify;
+mod idempotency;
 mod sessions;
 mod users;
 

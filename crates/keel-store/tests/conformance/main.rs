@@ -33,6 +33,7 @@ mod billing_ledger;
 mod billing_reserve;
 mod billing_settle;
 mod fixtures;
+mod idempotency;
 mod levers;
 mod sessions;
 mod users;

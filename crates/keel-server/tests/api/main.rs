@@ -14,6 +14,7 @@ mod helpers;
 mod idempotency;
 mod idempotency_edges;
 mod identity;
+mod integrity_combined;
 mod lifecycle;
 mod ops;
 mod rate_limits;

@@ -181,6 +181,7 @@ fn assemble(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
         .merge(ops::routes::router())
         .merge(identity::routes::router())
         .merge(identity::account_routes::router())
+        .merge(identity::me_routes::router())
         .merge(billing::routes::router())
         .merge(billing::service_routes::router())
         .merge(admin::auth::router())

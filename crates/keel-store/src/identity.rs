@@ -28,6 +28,16 @@ pub trait UserStore {
     async fn locate_user(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
     /// A user of the scope's tenant.
     async fn get_user(&self, scope: &TenantScope, id: UserId) -> StoreResult<UserRecord>;
+    /// Sets (or clears) the user's time zone at `now`, unless it was last changed after
+    /// `not_changed_since`: then nothing changes and the answer is `false`.
+    async fn set_timezone(
+        &self,
+        scope: &TenantScope,
+        id: UserId,
+        timezone: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+        not_changed_since: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool>;
     /// Replaces the password hash (change or transparent upgrade).
     async fn set_password_hash(
         &self,

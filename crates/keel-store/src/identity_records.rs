@@ -39,6 +39,8 @@ pub struct UserRecord {
     pub wallet_address: Option<String>,
     /// `user` or `admin`.
     pub role: String,
+    /// The user's own IANA time zone for calendar windows, if set.
+    pub timezone: Option<String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
 }

@@ -16,7 +16,7 @@ use crate::{
 /// The columns each `SELECT … FROM <table>` reads, in one place for both backends.
 macro_rules! user_columns {
     () => {
-        "id, tenant_id, email, password_hash, wallet_address, role, created_at"
+        "id, tenant_id, email, password_hash, wallet_address, role, timezone, created_at"
     };
 }
 macro_rules! session_columns {
@@ -166,6 +166,7 @@ pub(crate) fn user(row: &impl Columns) -> StoreResult<UserRecord> {
         password_hash: row.opt_text("password_hash")?,
         wallet_address: row.opt_text("wallet_address")?,
         role: row.text("role")?,
+        timezone: row.opt_text("timezone")?,
         created_at: row.time("created_at")?,
     })
 }

@@ -1,4 +1,4 @@
-//! `/v1/me`, `/v1/api-keys`, and the wallet sign-in handlers.
+//! `/v1/api-keys`, and the wallet sign-in handlers.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -17,60 +17,11 @@ use super::AuthUser;
 use crate::http::error::ErrorEnvelope;
 use crate::{ApiError, ApiJson, AppState};
 
-/// `/v1/me` and `/v1/api-keys`.
+/// `/v1/api-keys`.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(get_me))
         .routes(routes!(list_api_keys, create_api_key))
         .routes(routes!(delete_api_key))
-}
-
-/// The signed-in user.
-#[derive(Serialize, ToSchema)]
-pub struct MeOut {
-    /// User id.
-    pub id: String,
-    /// Tenant id.
-    pub tenant_id: String,
-    /// Email, for password users.
-    pub email: Option<String>,
-    /// Wallet, for wallet users.
-    pub wallet_address: Option<String>,
-    /// `user` or `admin`.
-    pub role: String,
-    /// The plan in force now.
-    pub plan: String,
-    /// Created (RFC 3339).
-    pub created_at: String,
-}
-
-/// The caller's account.
-#[utoipa::path(get, path = "/v1/me", tag = "identity", operation_id = "v1.me.get",
-    security(("bearer" = [])), responses((status = 200, body = MeOut), (status = 401, body = ErrorEnvelope)))]
-async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Json<MeOut>, ApiError> {
-    user.require_scope("profile:read")?;
-    let record = state
-        .store()
-        .get_user(&user.scope(), user.token.user)
-        .await?;
-    let choice = crate::billing::plan_for(
-        state.store(),
-        state.manifest(),
-        &user.scope(),
-        user.token.user,
-        chrono::Utc::now(),
-    )
-    .await?;
-    let plan = choice.plan;
-    Ok(Json(MeOut {
-        id: record.id.to_string(),
-        tenant_id: record.tenant_id.to_string(),
-        email: record.email,
-        wallet_address: record.wallet_address,
-        role: record.role,
-        plan,
-        created_at: record.created_at.to_rfc3339(),
-    }))
 }
 
 /// A key to create.

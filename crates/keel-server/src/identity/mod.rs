@@ -5,6 +5,7 @@ pub(crate) mod account_routes;
 pub(crate) mod api_keys;
 pub(crate) mod extract;
 pub mod keys;
+pub(crate) mod me_routes;
 pub mod passwords;
 pub(crate) mod routes;
 pub(crate) mod service;

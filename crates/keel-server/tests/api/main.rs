@@ -17,6 +17,7 @@ mod identity;
 mod integrity_combined;
 mod lifecycle;
 mod ops;
+mod profile;
 mod rate_limits;
 mod rate_limits_cluster;
 mod security_headers;

@@ -20,6 +20,7 @@ impl UserStore for SqliteStore {
             password_hash: user.password_hash,
             wallet_address: user.wallet_address,
             role: user.role,
+            timezone: None,
             created_at: crate::now(),
         };
         let mut tx = self.begin_write().await?;
@@ -106,6 +107,33 @@ impl UserStore for SqliteStore {
         .map_err(map_sqlx)?
         .as_ref()
         .map_or(Err(StoreError::NotFound), rows::user)
+    }
+
+    async fn set_timezone(
+        &self,
+        scope: &TenantScope,
+        id: UserId,
+        timezone: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+        not_changed_since: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET timezone = ?, timezone_changed_at = ?
+             WHERE id = ? AND tenant_id = ?
+               AND (timezone_changed_at IS NULL OR timezone_changed_at <= ?)",
+        )
+        .bind(timezone)
+        .bind(crate::micros(now))
+        .bind(id.to_string())
+        .bind(scope.tenant().to_string())
+        .bind(crate::micros(not_changed_since))
+        .execute(self.pool())
+        .await
+        .map_err(map_sqlx)?;
+        if done.rows_affected() > 0 {
+            return Ok(true);
+        }
+        self.get_user(scope, id).await.map(|_| false)
     }
 
     async fn set_password_hash(

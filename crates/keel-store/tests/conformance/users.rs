@@ -135,7 +135,47 @@ async fn concurrent_sign_ups_with_one_email_create_exactly_one_user(backend: Bac
     assert_eq!(found.as_ref(), Some(winners[0]));
 }
 
+async fn a_time_zone_change_is_refused_until_the_last_one_is_old_enough(backend: Backend) {
+    let h = harness(backend).await;
+    let (scope, user) = fixtures::user(&h.store).await;
+    assert_eq!(user.timezone, None);
+    let t0 = fixtures::now();
+    let week = chrono::Duration::days(7);
+    // The first choice is always allowed.
+    let set = h
+        .store
+        .set_timezone(&scope, user.id, Some("Europe/Paris"), t0, t0 - week);
+    assert!(set.await.unwrap());
+    let read = h.store.get_user(&scope, user.id).await.unwrap();
+    assert_eq!(read.timezone.as_deref(), Some("Europe/Paris"));
+    // A day later, too soon: nothing changes.
+    let t1 = t0 + chrono::Duration::days(1);
+    let set = h
+        .store
+        .set_timezone(&scope, user.id, Some("Asia/Tokyo"), t1, t1 - week);
+    assert!(!set.await.unwrap());
+    let read = h.store.get_user(&scope, user.id).await.unwrap();
+    assert_eq!(read.timezone.as_deref(), Some("Europe/Paris"));
+    // A week after the last change it may change (or be cleared) again.
+    let t2 = t0 + week;
+    let set = h.store.set_timezone(&scope, user.id, None, t2, t2 - week);
+    assert!(set.await.unwrap());
+    assert_eq!(
+        h.store.get_user(&scope, user.id).await.unwrap().timezone,
+        None
+    );
+    // Another tenant's scope cannot touch it.
+    let other = TenantScope::new(TenantId::new());
+    let err = h
+        .store
+        .set_timezone(&other, user.id, Some("UTC"), t2, t2)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+}
+
 on_both_backends!(
+    a_time_zone_change_is_refused_until_the_last_one_is_old_enough,
     a_created_user_reads_back_exactly,
     a_wallet_user_is_found_by_address,
     unknown_credentials_find_no_user,

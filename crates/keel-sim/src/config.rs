@@ -26,6 +26,9 @@ pub struct SimConfig {
     pub models: Vec<String>,
     /// Faults for requests naming a given model.
     pub model_modes: HashMap<String, Faults>,
+    /// Keep the last request of each model (for requests without `x-sim-key`), for tests
+    /// that cannot send headers. Off by default: it costs a parse per request.
+    pub record_by_model: bool,
 }
 
 impl Default for SimConfig {
@@ -40,6 +43,7 @@ impl Default for SimConfig {
             api_key: None,
             models: vec!["sim-small".to_owned(), "sim-large".to_owned()],
             model_modes: HashMap::new(),
+            record_by_model: false,
         }
     }
 }
@@ -59,7 +63,7 @@ pub struct Faults {
     pub status: Option<u16>,
     /// `Retry-After` value sent with an error status, verbatim.
     pub retry_after: Option<String>,
-    /// Fail the first N requests of an `x-sim-key`, then succeed.
+    /// Fail the first N requests of an `x-sim-key` (without one: of the model), then succeed.
     pub fail_times: Option<u64>,
     /// Status of those failures (default 500).
     pub fail_status: Option<u16>,

@@ -61,8 +61,12 @@ impl Sim {
     ) -> Result<Faults, Response> {
         let key = headers.get("x-sim-key").and_then(|v| v.to_str().ok());
         let key_count = self.stats.record(path, model, key);
-        if let Some(key) = key {
-            self.stats.remember(key, recorded(path, headers, body));
+        match key {
+            Some(key) => self.stats.remember(key, recorded(path, headers, body)),
+            None if self.config.record_by_model => {
+                self.stats.remember(model, recorded(path, headers, body));
+            }
+            None => {}
         }
         checks.map_err(|(status, message)| error(status, message))?;
         let faults = self
@@ -79,7 +83,7 @@ impl Sim {
         }
         let failing = faults.status.or_else(|| {
             let n = faults.fail_times?;
-            (key.is_some() && key_count <= n).then(|| faults.fail_status.unwrap_or(500))
+            (key_count <= n).then(|| faults.fail_status.unwrap_or(500))
         });
         if let Some(status) = failing {
             return Err(with_retry_after(
@@ -239,8 +243,8 @@ impl SimHandle {
         self.sim.stats.reset();
     }
 
-    /// The last request made with `x-sim-key: key`: `{"path", "headers", "body"}`, with
-    /// credentials left out.
+    /// The last request made with `x-sim-key: key` (or, with `record_by_model`, without a
+    /// key for model `key`): `{"path", "headers", "body"}`, credentials left out.
     pub fn last_request(&self, key: &str) -> Option<Value> {
         self.sim.stats.last(key)
     }

@@ -57,15 +57,16 @@ pub(crate) enum StreamEnd {
 }
 
 impl Stats {
-    /// Counts a request; returns how many requests its key has made, this one included.
+    /// Counts a request; returns how many requests its key (or, without a key, its model)
+    /// has made, this one included.
     pub(crate) fn record(&self, path: &'static str, model: &str, key: Option<&str>) -> u64 {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.total += 1;
         *inner.by_path.entry(path).or_default() += 1;
-        bump(&mut inner.by_model, model);
+        let by_model = bump(&mut inner.by_model, model);
         match key {
             Some(key) => bump(&mut inner.by_key, key),
-            None => 0,
+            None => by_model,
         }
     }
 

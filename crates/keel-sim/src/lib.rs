@@ -93,9 +93,8 @@ impl Sim {
         }
         if self.rng.chance(self.config.rate_limit_rate) {
             let mut response = error(429, "sim: random rate limit");
-            response
-                .headers_mut()
-                .insert("retry-after", "1".parse().map_err(|_| error(500, ""))?);
+            let one = axum::http::HeaderValue::from_static("1");
+            response.headers_mut().insert("retry-after", one);
             return Err(response);
         }
         if self.rng.chance(self.config.error_rate) {

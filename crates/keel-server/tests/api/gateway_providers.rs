@@ -261,6 +261,12 @@ fn deployments_resolve_keys_through_env_and_fail_clearly() {
         ProviderConfig::from_deployment(&deployment(ProviderKind::OpenAi, None, Some("SET")), &env)
             .unwrap();
     assert!(!format!("{config:?}").contains("sk-secret-value"));
+    let built = build(
+        config,
+        &UpstreamClient::new(ClientSettings::default()).unwrap(),
+    )
+    .unwrap();
+    assert!(!format!("{built:?}").contains("sk-secret-value"));
 
     let missing = ProviderConfig::from_deployment(
         &deployment(ProviderKind::OpenAi, None, Some("UNSET")),

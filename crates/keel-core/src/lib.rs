@@ -4,6 +4,7 @@
 //! HTTP and providers live at the edges in other crates.
 
 pub mod billing;
+pub mod gateway;
 pub mod identity;
 pub mod ids;
 pub mod integrity;

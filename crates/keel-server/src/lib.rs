@@ -5,6 +5,7 @@ pub mod admin;
 mod app;
 pub mod billing;
 pub mod config;
+pub mod gateway;
 mod http;
 pub mod identity;
 pub mod integrity;

@@ -1,0 +1,23 @@
+//! The LLM gateway's pure model: OpenAI and Anthropic wire types, translation between them
+//! (streaming included), token caps, retry timing and server-sent event decoding. No I/O:
+//! the provider adapters in `keel-server` move the bytes.
+
+pub mod anthropic;
+pub mod from_anthropic;
+pub mod limits;
+pub mod openai;
+pub mod retry;
+pub mod sse;
+pub mod stream;
+pub mod to_anthropic;
+
+#[cfg(test)]
+mod tests;
+
+pub use from_anthropic::to_chat_completion;
+pub use limits::{clamp_max_tokens, MaxTokensField};
+pub use openai::{ChatChunk, ChatCompletion, ChatRequest};
+pub use retry::{parse_retry_after, Backoff};
+pub use sse::{SseDecoder, SseEvent};
+pub use stream::{AnthropicToOpenAi, StreamError};
+pub use to_anthropic::{to_messages_request, TranslateError};

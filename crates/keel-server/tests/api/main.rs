@@ -6,6 +6,7 @@ mod admin;
 mod api_keys;
 mod billing;
 mod billing_priced;
+mod billing_tenant;
 mod billing_usage;
 mod billing_walk;
 mod errors;

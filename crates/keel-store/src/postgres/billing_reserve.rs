@@ -5,7 +5,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
 
 use super::{billing_accounts, PostgresStore};
-use crate::billing_calc::{self, in_lock_order};
+use crate::billing_calc::{self, in_lock_order, owner_of};
 use crate::billing_rows::{self, reservation_columns};
 use crate::error::map_sqlx;
 use crate::rows::Columns;
@@ -89,12 +89,13 @@ async fn take_gate(
     gate: &Gate,
 ) -> StoreResult<bool> {
     let user = user.to_string();
+    let owner = owner_of(&gate.key, &user);
     sqlx::query(
-        r#"INSERT INTO quota_counters (tenant_id, user_id, meter, "window", committed, reserved)
+        r#"INSERT INTO quota_counters (tenant_id, owner, meter, "window", committed, reserved)
            VALUES ($1, $2, $3, $4, 0, 0) ON CONFLICT DO NOTHING"#,
     )
     .bind(tenant)
-    .bind(&user)
+    .bind(owner)
     .bind(&gate.key.meter)
     .bind(&gate.key.window)
     .execute(&mut *conn)
@@ -102,12 +103,12 @@ async fn take_gate(
     .map_err(map_sqlx)?;
     let done = sqlx::query(
         r#"UPDATE quota_counters SET reserved = reserved + $1
-           WHERE tenant_id = $2 AND user_id = $3 AND meter = $4 AND "window" = $5
+           WHERE tenant_id = $2 AND owner = $3 AND meter = $4 AND "window" = $5
              AND committed + reserved + $1 <= $6"#,
     )
     .bind(gate.amount)
     .bind(tenant)
-    .bind(&user)
+    .bind(owner)
     .bind(&gate.key.meter)
     .bind(&gate.key.window)
     .bind(gate.limit)
@@ -220,7 +221,8 @@ pub(super) async fn get(
     Ok(billing_rows::reservation(&row)?.0)
 }
 
-/// A counter's (committed, reserved); (0, 0) when it has no row yet.
+/// A counter's (committed, reserved), the user's or their tenant's as `key` says; (0, 0)
+/// when it has no row yet.
 pub(super) async fn counter(
     db: impl PgExecutor<'_>,
     tenant: &str,
@@ -229,10 +231,10 @@ pub(super) async fn counter(
 ) -> StoreResult<(i64, i64)> {
     let row = sqlx::query(
         r#"SELECT committed, reserved FROM quota_counters
-           WHERE tenant_id = $1 AND user_id = $2 AND meter = $3 AND "window" = $4"#,
+           WHERE tenant_id = $1 AND owner = $2 AND meter = $3 AND "window" = $4"#,
     )
     .bind(tenant)
-    .bind(user.to_string())
+    .bind(owner_of(key, &user.to_string()))
     .bind(&key.meter)
     .bind(&key.window)
     .fetch_optional(db)

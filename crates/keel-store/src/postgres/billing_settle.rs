@@ -159,14 +159,14 @@ async fn end(
 pub(super) async fn apply(conn: &mut PgConnection, changes: &Settlement) -> StoreResult<()> {
     for (at, committed, reserved) in changes.counters() {
         sqlx::query(
-            r#"INSERT INTO quota_counters (tenant_id, user_id, meter, "window", committed, reserved)
+            r#"INSERT INTO quota_counters (tenant_id, owner, meter, "window", committed, reserved)
                VALUES ($1, $2, $3, $4, $5, $6)
-               ON CONFLICT (tenant_id, user_id, meter, "window") DO UPDATE
+               ON CONFLICT (tenant_id, owner, meter, "window") DO UPDATE
                SET committed = quota_counters.committed + excluded.committed,
                    reserved = quota_counters.reserved + excluded.reserved"#,
         )
         .bind(&at.tenant_id)
-        .bind(&at.user_id)
+        .bind(&at.owner)
         .bind(&at.key.meter)
         .bind(&at.key.window)
         .bind(committed)

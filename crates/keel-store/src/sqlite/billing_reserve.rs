@@ -5,7 +5,7 @@ use sqlx::types::Json;
 use sqlx::{SqliteConnection, SqliteExecutor};
 
 use super::{billing_accounts, SqliteStore};
-use crate::billing_calc::{self, in_lock_order};
+use crate::billing_calc::{self, in_lock_order, owner_of};
 use crate::billing_rows::{self, reservation_columns};
 use crate::error::map_sqlx;
 use crate::rows::Columns;
@@ -58,12 +58,13 @@ async fn take_gate(
     gate: &Gate,
 ) -> StoreResult<bool> {
     let user = user.to_string();
+    let owner = owner_of(&gate.key, &user);
     sqlx::query(
-        r#"INSERT INTO quota_counters (tenant_id, user_id, meter, "window", committed, reserved)
+        r#"INSERT INTO quota_counters (tenant_id, owner, meter, "window", committed, reserved)
            VALUES (?, ?, ?, ?, 0, 0) ON CONFLICT DO NOTHING"#,
     )
     .bind(tenant)
-    .bind(&user)
+    .bind(owner)
     .bind(&gate.key.meter)
     .bind(&gate.key.window)
     .execute(&mut *conn)
@@ -71,12 +72,12 @@ async fn take_gate(
     .map_err(map_sqlx)?;
     let done = sqlx::query(
         r#"UPDATE quota_counters SET reserved = reserved + ?1
-           WHERE tenant_id = ?2 AND user_id = ?3 AND meter = ?4 AND "window" = ?5
+           WHERE tenant_id = ?2 AND owner = ?3 AND meter = ?4 AND "window" = ?5
              AND committed + reserved + ?1 <= ?6"#,
     )
     .bind(gate.amount)
     .bind(tenant)
-    .bind(&user)
+    .bind(owner)
     .bind(&gate.key.meter)
     .bind(&gate.key.window)
     .bind(gate.limit)
@@ -179,7 +180,8 @@ pub(super) async fn get(
     Ok(billing_rows::reservation(&row)?.0)
 }
 
-/// A counter's (committed, reserved); (0, 0) when it has no row yet.
+/// A counter's (committed, reserved), the user's or their tenant's as `key` says; (0, 0)
+/// when it has no row yet.
 pub(super) async fn counter(
     db: impl SqliteExecutor<'_>,
     tenant: &str,
@@ -188,10 +190,10 @@ pub(super) async fn counter(
 ) -> StoreResult<(i64, i64)> {
     let row = sqlx::query(
         r#"SELECT committed, reserved FROM quota_counters
-           WHERE tenant_id = ? AND user_id = ? AND meter = ? AND "window" = ?"#,
+           WHERE tenant_id = ? AND owner = ? AND meter = ? AND "window" = ?"#,
     )
     .bind(tenant)
-    .bind(user.to_string())
+    .bind(owner_of(key, &user.to_string()))
     .bind(&key.meter)
     .bind(&key.window)
     .fetch_optional(db)

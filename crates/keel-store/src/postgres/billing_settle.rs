@@ -44,9 +44,6 @@ pub(super) async fn commit(
         return Ok(CommitOutcome::OverReservation { reserved: r.amount });
     }
     let (entry, paid) = billing_calc::settled_entry(&r, entry, now);
-    let mut changes = Settlement::default();
-    changes.commit(&r, &entry, paid);
-    apply(&mut tx, &changes).await?;
     let Some(entry) = billing_ledger::append(&mut tx, entry, paid).await? else {
         return Err(StoreError::Conflict(
             "the ledger already has an entry with this idempotency key".into(),
@@ -63,6 +60,10 @@ pub(super) async fn commit(
     .execute(&mut *tx)
     .await
     .map_err(map_sqlx)?;
+    // Counters last: their row locks, the most contended, are held only until `COMMIT`.
+    let mut changes = Settlement::default();
+    changes.commit(&r, &entry, paid);
+    apply(&mut tx, &changes).await?;
     tx.commit().await.map_err(map_sqlx)?;
     Ok(CommitOutcome::Committed(entry))
 }

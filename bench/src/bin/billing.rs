@@ -51,10 +51,7 @@ fn reservation(user: UserId) -> NewReservation {
         reason: String::new(),
         snapshot: json!({"unit_price_micros": 0}),
         gates: vec![Gate {
-            key: CounterKey {
-                meter: "requests".into(),
-                window: "day:bench".into(),
-            },
+            key: CounterKey::user("requests", "day:bench"),
             limit: i64::MAX / 2,
             amount: 1,
             code: "daily_limit_reached".into(),
@@ -147,10 +144,7 @@ async fn entitlements_latency(server: &keel_bench::Server, rows: i64) -> anyhow:
                 idempotency_key: format!("fill-{}", written + i),
                 source: json!({"feature": "chat"}),
                 reservation_id: None,
-                counters: vec![CounterKey {
-                    meter: "tokens".into(),
-                    window: "month:fill".into(),
-                }],
+                counters: vec![CounterKey::user("tokens", "month:fill")],
                 balance_micros: 0,
             })
             .collect();

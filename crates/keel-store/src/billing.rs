@@ -13,15 +13,60 @@ use serde::{Deserialize, Serialize};
 
 use crate::{StoreResult, TenantScope};
 
+/// Whose usage a counter holds. Tenant counters order first: every transaction takes
+/// counter rows in key order, so the counter a tenant's users share is always taken before
+/// any user's own and two users of one tenant never wait on each other in a cycle.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CounterOwner {
+    /// One counter for all users of the tenant (`scope = "tenant"` limits).
+    Tenant,
+    /// The counter of the user the reservation or usage is for.
+    #[default]
+    User,
+}
+
+impl CounterOwner {
+    fn is_user(&self) -> bool {
+        *self == Self::User
+    }
+}
+
 /// A counter: usage of one meter (or money, for spend limits) in one window of one user,
-/// e.g. meter `jobs`, window `day:2026-11-21`.
+/// or of the whole tenant, e.g. meter `jobs`, window `day:2026-11-21`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CounterKey {
+    /// The user's own counter, or the tenant's shared one. Stored JSON written before
+    /// tenant counters existed has no `owner`: it reads as the user's.
+    #[serde(default, skip_serializing_if = "CounterOwner::is_user")]
+    pub owner: CounterOwner,
     /// Meter name, or `$spend` for the money spent.
     pub meter: String,
     /// Window id: `day:YYYY-MM-DD`, `week:YYYY-MM-DD` (its Monday), `month:YYYY-MM`,
     /// `cycle:<RFC 3339 start>`, or `all` for a counter without a window.
     pub window: String,
+}
+
+impl CounterKey {
+    /// The user's own counter.
+    pub fn user(meter: impl Into<String>, window: impl Into<String>) -> Self {
+        Self {
+            owner: CounterOwner::User,
+            meter: meter.into(),
+            window: window.into(),
+        }
+    }
+
+    /// The counter all users of the tenant share.
+    pub fn tenant(meter: impl Into<String>, window: impl Into<String>) -> Self {
+        Self {
+            owner: CounterOwner::Tenant,
+            meter: meter.into(),
+            window: window.into(),
+        }
+    }
 }
 
 /// One check a reservation must pass: `committed + reserved + amount <= limit` on a counter.
@@ -284,8 +329,8 @@ pub enum UsageGroup {
 pub struct CounterMismatch {
     /// Tenant.
     pub tenant_id: String,
-    /// User.
-    pub user_id: String,
+    /// The user whose counter it is; `None` for a tenant counter (`key.owner`).
+    pub user_id: Option<String>,
     /// Counter.
     pub key: CounterKey,
     /// Stored (committed, reserved).
@@ -345,7 +390,8 @@ pub trait BillingStore {
         scope: &TenantScope,
         entries: Vec<NewLedgerEntry>,
     ) -> StoreResult<Vec<(LedgerEntry, bool)>>;
-    /// Current values of a user's counters (missing ones are zero).
+    /// Current values of a user's counters, and of the tenant's for keys owned by the
+    /// tenant (missing ones are zero).
     async fn counters(
         &self,
         scope: &TenantScope,

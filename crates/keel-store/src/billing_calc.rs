@@ -9,12 +9,38 @@ use chrono::{DateTime, Utc};
 use keel_core::ids::UserId;
 
 use crate::{
-    CounterKey, CounterMismatch, Gate, LedgerEntry, NewLedgerEntry, NewReservation,
+    CounterKey, CounterMismatch, CounterOwner, Gate, LedgerEntry, NewLedgerEntry, NewReservation,
     ReservationRecord, ReservationStatus, ReserveOutcome, StoreError, StoreResult,
 };
 
 /// The meter whose counters count money (micros) instead of units.
 pub(crate) const SPEND_METER: &str = "$spend";
+
+/// The `owner` column of a tenant's shared counters; a user's counters hold the user id
+/// there (`usr_…`), so the two never collide.
+pub(crate) const TENANT_OWNER: &str = "tenant";
+
+/// The `owner` column of `key`'s counter for a reservation or entry of `user`.
+pub(crate) fn owner_of<'a>(key: &CounterKey, user: &'a str) -> &'a str {
+    match key.owner {
+        CounterOwner::Tenant => TENANT_OWNER,
+        CounterOwner::User => user,
+    }
+}
+
+/// A counter key read back from its columns: the owner column says whose it is.
+pub(crate) fn stored_key(owner: &str, meter: String, window: String) -> CounterKey {
+    let owner = if owner == TENANT_OWNER {
+        CounterOwner::Tenant
+    } else {
+        CounterOwner::User
+    };
+    CounterKey {
+        owner,
+        meter,
+        window,
+    }
+}
 
 /// What a ledger entry adds to a counter's committed side: its cost on `$spend`, its
 /// units on every other meter.
@@ -144,12 +170,33 @@ pub(crate) fn in_key_order(entries: Vec<NewLedgerEntry>) -> Vec<(usize, NewLedge
     indexed
 }
 
-/// One user's counter.
+/// One stored counter: a user's, or the tenant's (`owner` is then [`TENANT_OWNER`]).
+/// Ordered by tenant, then key (tenant counters first), then owner: the lock order.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct CounterRef {
     pub(crate) tenant_id: String,
-    pub(crate) user_id: String,
     pub(crate) key: CounterKey,
+    pub(crate) owner: String,
+}
+
+impl CounterRef {
+    /// The counter `key` names for a reservation or entry of `user`.
+    pub(crate) fn new(tenant: &str, user: &str, key: &CounterKey) -> Self {
+        Self {
+            tenant_id: tenant.to_string(),
+            key: key.clone(),
+            owner: owner_of(key, user).to_string(),
+        }
+    }
+
+    /// A counter read back from its columns.
+    pub(crate) fn stored(tenant: String, owner: String, meter: String, window: String) -> Self {
+        Self {
+            key: stored_key(&owner, meter, window),
+            tenant_id: tenant,
+            owner,
+        }
+    }
 }
 
 /// (committed, reserved) per counter, in lock order.
@@ -225,11 +272,7 @@ impl Settlement {
         committed: i64,
         reserved: i64,
     ) {
-        let at = CounterRef {
-            tenant_id: tenant.to_string(),
-            user_id: user.to_string(),
-            key: key.clone(),
-        };
+        let at = CounterRef::new(tenant, user, key);
         tally(&mut self.counters, at, committed, reserved);
     }
 
@@ -254,7 +297,7 @@ pub(crate) fn mismatches(stored: &Tally, expected: &Tally) -> Vec<CounterMismatc
             let expected = expected.get(at).copied().unwrap_or_default();
             (stored != expected).then(|| CounterMismatch {
                 tenant_id: at.tenant_id.clone(),
-                user_id: at.user_id.clone(),
+                user_id: (at.key.owner == CounterOwner::User).then(|| at.owner.clone()),
                 key: at.key.clone(),
                 stored,
                 expected,

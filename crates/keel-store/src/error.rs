@@ -26,6 +26,9 @@ pub enum StoreError {
     /// Anything else; details are logged, not shown to clients.
     #[error(transparent)]
     Other(#[from] sqlx::Error),
+    /// An error of the SQLite billing writer's driver (not sqlx); logged, not shown.
+    #[error("SQLite: {0}")]
+    Driver(String),
 }
 
 /// Result of a store call.

@@ -4,14 +4,15 @@ use chrono::{DateTime, Utc};
 use keel_core::ids::{AdminId, ApiKeyId, ChallengeId, RefreshTokenId, SessionId, TenantId, UserId};
 use serde::Serialize;
 
-/// A product user to create, together with their personal tenant.
+/// A product user to create, together with their personal tenant (or in an existing
+/// tenant: the tenant row is made only when `tenant_id` names none yet).
 #[derive(Clone, Debug)]
 pub struct NewUser {
     /// The new user's id.
     pub id: UserId,
-    /// The personal tenant made for them.
+    /// The personal tenant made for them, or the existing tenant they join.
     pub tenant_id: TenantId,
-    /// Display name of that tenant.
+    /// Display name of that tenant (when it is made).
     pub tenant_name: String,
     /// Normalised email (password users).
     pub email: Option<String>,

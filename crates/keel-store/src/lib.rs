@@ -27,9 +27,9 @@ use std::sync::Arc;
 
 pub use audit::{AuditEvent, AuditQuery, AuditStore, NewAuditEvent};
 pub use billing::{
-    BillingStore, CommitOutcome, CounterKey, CounterMismatch, CounterValue, Gate, LedgerEntry,
-    NewLedgerEntry, NewReservation, ReservationRecord, ReservationStatus, ReserveOutcome,
-    Subscription, UsageGroup, UsageRow,
+    BillingStore, CommitOutcome, CounterKey, CounterMismatch, CounterOwner, CounterValue, Gate,
+    LedgerEntry, NewLedgerEntry, NewReservation, ReservationRecord, ReservationStatus,
+    ReserveOutcome, Subscription, UsageGroup, UsageRow,
 };
 pub use connect::{connect, ConnectOptions, Target};
 pub use error::{StoreError, StoreResult};

@@ -68,7 +68,7 @@ pub fn verify_ledger(global: &GlobalArgs, repair: bool) -> ExitCode {
                 for m in &mismatches {
                     println!(
                         "mismatch tenant={} user={} meter={} window={} stored(committed,reserved)={:?} expected={:?}",
-                        m.tenant_id, m.user_id, m.key.meter, m.key.window, m.stored, m.expected
+                        m.tenant_id, m.user_id.as_deref().unwrap_or("(tenant)"), m.key.meter, m.key.window, m.stored, m.expected
                     );
                 }
                 println!(

@@ -8,11 +8,14 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::window::span;
-use crate::manifest::{Manifest, Plan, Window};
+use crate::manifest::{LimitScope, Manifest, Plan, Window};
 
 /// One counter check.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GateSpec {
+    /// Whose counter: the user's own, or the one all users of the tenant share
+    /// (`scope = "tenant"` limits).
+    pub scope: LimitScope,
     /// Counter meter (`$spend` for money).
     pub meter: String,
     /// Counter window id.
@@ -112,6 +115,7 @@ pub fn plan_gates(
     {
         let s = span(&def.window, tz, now, cycle);
         gates.push(GateSpec {
+            scope: def.scope,
             meter: meter.into(),
             window: s.id,
             limit,
@@ -123,6 +127,7 @@ pub fn plan_gates(
     if meter_def.credits && plan.monthly_credits > 0 {
         let s = span(&Window::BillingCycle, tz, now, cycle);
         gates.push(GateSpec {
+            scope: LimitScope::User,
             meter: meter.into(),
             window: format!("credits:{}", s.id),
             limit: plan.monthly_credits,
@@ -135,6 +140,7 @@ pub fn plan_gates(
     if let Some(limit) = plan.monthly_spend_limit_micros {
         let s = span(&Window::Month, tz, now, None);
         gates.push(GateSpec {
+            scope: LimitScope::User,
             meter: "$spend".into(),
             window: s.id,
             limit: limit.0,
@@ -208,6 +214,10 @@ window = "day"
 [plans.pro.addons.more]
 meter = "jobs"
 percent = 25
+[plans.team.limits.jobs]
+limit = 50
+window = "month"
+scope = "tenant"
 [plans.paygo]
 prepaid = true
 monthly_spend_limit_micros = 5000000
@@ -265,6 +275,26 @@ unit_prices_micros = { calls = 1500 }
             ("$spend", 5_000_000, 6000)
         );
         assert_eq!(snapshot_cost(&t.snapshot, 3), Some(4500));
+    }
+
+    #[test]
+    fn a_tenant_scoped_limit_gates_the_tenant_counter() {
+        let m = parse_str(SRC, "t.toml").unwrap().manifest;
+        let t = plan_gates(&m, "team", &[], "jobs", 3, now(), None).unwrap();
+        assert_eq!(t.gates.len(), 1);
+        let g = &t.gates[0];
+        assert_eq!(
+            (g.scope, g.window.as_str(), g.limit, g.code),
+            (
+                LimitScope::Tenant,
+                "month:2026-11",
+                50,
+                "monthly_limit_reached"
+            )
+        );
+        assert_eq!(t.snapshot["gates"][0]["scope"], "tenant");
+        let own = plan_gates(&m, "free", &[], "jobs", 3, now(), None).unwrap();
+        assert_eq!(own.gates[0].scope, LimitScope::User);
     }
 
     #[test]

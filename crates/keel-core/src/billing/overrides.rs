@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::gates::GateSpec;
+use crate::manifest::LimitScope;
 
 /// Which limit of a meter an override changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +95,10 @@ pub fn apply_to_gates(
 ) -> usize {
     let mut changed = 0;
     for gate in gates.iter_mut() {
+        // A tenant-wide limit belongs to the tenant: one user's override never moves it.
+        if gate.scope == LimitScope::Tenant {
+            continue;
+        }
         let Some(target) = OverrideTarget::of_gate_code(gate.code) else {
             continue;
         };
@@ -123,6 +128,7 @@ mod tests {
             amount: 1,
             code,
             resets_at: at("2026-11-23T00:00:00Z"),
+            scope: LimitScope::User,
         }
     }
 
@@ -166,6 +172,11 @@ mod tests {
         assert_eq!(limits, vec![15, 40, 5_000, 7]);
 
         let later = at("2026-11-30T00:00:00Z");
+        let mut tenant_wide = vec![GateSpec {
+            scope: LimitScope::Tenant,
+            ..gate("jobs", "daily_limit_reached", 10)
+        }];
+        assert_eq!(apply_to_gates(&mut tenant_wide, &overrides, now), 0);
         let mut fresh = vec![gate("jobs", "daily_limit_reached", 10)];
         assert_eq!(apply_to_gates(&mut fresh, &overrides, later), 0);
         assert_eq!(fresh[0].limit, 10);

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use keel_core::billing::{active_override, limit_code, span, OverrideTarget};
 use keel_core::ids::UserId;
-use keel_core::manifest::Window;
+use keel_core::manifest::{LimitScope, Window};
 use keel_store::{CounterKey, TenantScope};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::plan_for;
+use super::{counter_key, plan_for};
 use crate::{ApiError, AppState};
 
 /// One meter's standing.
@@ -23,6 +23,9 @@ pub struct MeterOut {
     pub unit: String,
     /// `day`, `week`, `month`, `billing_cycle`, `period`, or `credits`.
     pub window: String,
+    /// `user` (the user's own allowance) or `tenant` (one allowance all users of the
+    /// tenant share: `used` and `reserved` are then the tenant's).
+    pub scope: &'static str,
     /// The limit (with add-ons), or null when unlimited.
     pub limit: Option<i64>,
     /// Settled plus held by reservations.
@@ -89,7 +92,7 @@ pub async fn entitlements(
         .ok_or_else(|| ApiError::internal("plan vanished from the manifest"))?;
     let tz = plan.effective_timezone(&manifest.product).tz();
     let addons: Vec<&str> = choice.addons.iter().map(String::as_str).collect();
-    // (meter, window name, limit, span, code)
+    // (meter, window name, limit, span, code, scope)
     let mut rows = Vec::new();
     for (meter, limit) in &plan.limits {
         let s = span(&limit.window, tz, now, choice.cycle);
@@ -100,10 +103,16 @@ pub async fn entitlements(
             value,
             s,
             limit_code(&limit.window),
+            limit.scope,
         ));
     }
     if plan.monthly_credits > 0 {
-        for (meter, def) in manifest.meters.iter().filter(|(_, m)| m.credits) {
+        for meter in manifest
+            .meters
+            .iter()
+            .filter(|(_, m)| m.credits)
+            .map(|(n, _)| n)
+        {
             let mut s = span(&Window::BillingCycle, tz, now, choice.cycle);
             s.id = format!("credits:{}", s.id);
             rows.push((
@@ -112,22 +121,20 @@ pub async fn entitlements(
                 plan.monthly_credits,
                 s,
                 "insufficient_credits",
+                LimitScope::User,
             ));
-            let _ = def;
         }
     }
     let keys: Vec<CounterKey> = rows
         .iter()
-        .map(|(m, _, _, s, _)| CounterKey {
-            meter: m.clone(),
-            window: s.id.clone(),
-        })
+        .map(|(m, _, _, s, _, scope)| counter_key(*scope, m, &s.id))
         .collect();
     let values = state.store().counters(scope, user, &keys).await?;
     let overrides = super::levers::overrides_for(state.store(), scope, user).await?;
     let mut meters = Vec::new();
-    for ((meter, window, limit, s, code), v) in rows.into_iter().zip(values) {
+    for ((meter, window, limit, s, code, limit_scope), v) in rows.into_iter().zip(values) {
         let active = OverrideTarget::of_gate_code(code)
+            .filter(|_| limit_scope != LimitScope::Tenant)
             .and_then(|t| active_override(&overrides, &meter, t, now));
         let limit = active.map_or(limit, |o| o.apply(limit));
         let used = v.committed + v.reserved;
@@ -142,6 +149,10 @@ pub async fn entitlements(
             unit: def.map(|d| d.unit.clone()).unwrap_or_default(),
             meter,
             window: window.to_string(),
+            scope: match limit_scope {
+                LimitScope::User => "user",
+                LimitScope::Tenant => "tenant",
+            },
             limit: Some(limit),
             used,
             reserved: v.reserved,

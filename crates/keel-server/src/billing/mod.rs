@@ -9,9 +9,10 @@ pub(crate) mod service_usage;
 pub mod sweeper;
 
 use chrono::{DateTime, Utc};
+use keel_core::billing::GateSpec;
 use keel_core::ids::UserId;
-use keel_core::manifest::Manifest;
-use keel_store::{DynStore, Subscription, TenantScope};
+use keel_core::manifest::{LimitScope, Manifest};
+use keel_store::{CounterKey, CounterOwner, DynStore, Subscription, TenantScope};
 
 use crate::ApiError;
 
@@ -60,4 +61,21 @@ pub async fn plan_for(
             subscription: sub,
         },
     })
+}
+
+/// The counter a limit of `scope` counts on: the user's own, or the tenant's shared one.
+pub(crate) fn counter_key(scope: LimitScope, meter: &str, window: &str) -> CounterKey {
+    CounterKey {
+        owner: match scope {
+            LimitScope::User => CounterOwner::User,
+            LimitScope::Tenant => CounterOwner::Tenant,
+        },
+        meter: meter.to_string(),
+        window: window.to_string(),
+    }
+}
+
+/// The counter a gate adds to.
+pub(crate) fn gate_key(g: &GateSpec) -> CounterKey {
+    counter_key(g.scope, &g.meter, &g.window)
 }

@@ -6,13 +6,13 @@ use chrono::{DateTime, Duration, Utc};
 use keel_core::billing::{apply_to_gates, plan_gates, snapshot_cost, status_of, TermsError};
 use keel_core::ids::{ReservationId, UserId};
 use keel_store::{
-    CommitOutcome, CounterKey, Gate, LedgerEntry, NewLedgerEntry, NewReservation,
-    ReservationRecord, ReservationStatus, ReserveOutcome, TenantScope,
+    CommitOutcome, Gate, LedgerEntry, NewLedgerEntry, NewReservation, ReservationRecord,
+    ReservationStatus, ReserveOutcome, TenantScope,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{levers, plan_for};
+use super::{gate_key, levers, plan_for};
 use crate::{ApiError, AppState};
 
 /// Longest a reservation may be held.
@@ -99,10 +99,7 @@ pub async fn reserve(
         .gates
         .iter()
         .map(|g| Gate {
-            key: CounterKey {
-                meter: g.meter.clone(),
-                window: g.window.clone(),
-            },
+            key: gate_key(g),
             limit: g.limit,
             amount: g.amount,
             code: g.code.to_string(),

@@ -9,16 +9,16 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
 use keel_core::billing::plan_gates;
-use keel_store::{CounterKey, LedgerEntry, NewLedgerEntry, TenantScope};
+use keel_store::{LedgerEntry, NewLedgerEntry, TenantScope};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::plan_for;
 use super::reservations::terms_error;
 use super::service_routes::locate;
+use super::{gate_key, plan_for};
 use crate::http::error::ErrorEnvelope;
 use crate::integrity::ServiceCaller;
 use crate::{ApiError, ApiJson, AppState};
@@ -122,14 +122,7 @@ async fn record_usage(
             idempotency_key: e.idempotency_key,
             source: e.source.unwrap_or_else(|| json!({})),
             reservation_id: None,
-            counters: terms
-                .gates
-                .iter()
-                .map(|g| CounterKey {
-                    meter: g.meter.clone(),
-                    window: g.window.clone(),
-                })
-                .collect(),
+            counters: terms.gates.iter().map(gate_key).collect(),
             balance_micros: terms.balance_micros,
         };
         per_tenant

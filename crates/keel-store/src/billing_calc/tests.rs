@@ -6,10 +6,7 @@ use keel_core::ids::{ReservationId, UserId};
 use super::*;
 
 fn key(meter: &str, window: &str) -> CounterKey {
-    CounterKey {
-        meter: meter.into(),
-        window: window.into(),
-    }
+    CounterKey::user(meter, window)
 }
 
 fn gate(key: CounterKey, amount: i64) -> Gate {
@@ -73,6 +70,52 @@ fn gates_are_taken_in_key_order() {
     ];
     let order: Vec<_> = in_lock_order(&gates).iter().map(|g| &g.key).collect();
     assert_eq!(order, vec![&gates[1].key, &gates[2].key, &gates[0].key]);
+}
+
+#[test]
+fn tenant_counters_are_shared_and_taken_before_any_users_own() {
+    let shared = CounterKey::tenant("jobs", "month:2026-11");
+    let gates = vec![
+        gate(key("$spend", "month:2026-11"), 1),
+        gate(shared.clone(), 1),
+    ];
+    let order: Vec<_> = in_lock_order(&gates).iter().map(|g| &g.key).collect();
+    assert_eq!(order, vec![&shared, &gates[0].key]);
+    let (one, two) = (reservation(gates.clone(), 1, 0), reservation(gates, 1, 0));
+    let mut s = Settlement::default();
+    s.release(&one);
+    s.release(&two);
+    let counters: Vec<_> = s
+        .counters()
+        .map(|(at, c, h)| (at.owner.clone(), at.key.meter.clone(), c, h))
+        .collect();
+    let mut users = [one.user_id.to_string(), two.user_id.to_string()];
+    users.sort();
+    assert_eq!(
+        counters,
+        vec![
+            ("tenant".into(), "jobs".into(), 0, -2),
+            (users[0].clone(), "$spend".into(), 0, -1),
+            (users[1].clone(), "$spend".into(), 0, -1),
+        ]
+    );
+    let stored = Tally::from([(CounterRef::new("ten_x", "usr_x", &shared), (1, 0))]);
+    let found = mismatches(&stored, &Tally::new());
+    assert_eq!((found[0].user_id.clone(), &found[0].key), (None, &shared));
+    let back = CounterRef::stored("ten_x".into(), "tenant".into(), "jobs".into(), "w".into());
+    assert_eq!(back.key, CounterKey::tenant("jobs", "w"));
+    let back = CounterRef::stored("ten_x".into(), "usr_x".into(), "jobs".into(), "w".into());
+    assert_eq!(back.key, key("jobs", "w"));
+}
+
+#[test]
+fn a_stored_key_without_an_owner_is_the_users() {
+    let old: CounterKey = serde_json::from_str(r#"{"meter":"jobs","window":"all"}"#).unwrap();
+    assert_eq!(old, key("jobs", "all"));
+    let text = serde_json::to_string(&key("jobs", "all")).unwrap();
+    assert_eq!(text, r#"{"meter":"jobs","window":"all"}"#);
+    let shared = serde_json::to_value(CounterKey::tenant("jobs", "all")).unwrap();
+    assert_eq!(shared["owner"], "tenant");
 }
 
 #[test]
@@ -178,11 +221,7 @@ fn an_adjustment_replay_must_repeat_the_same_change() {
 
 #[test]
 fn mismatches_cover_counters_missing_on_either_side() {
-    let at = |meter: &str| CounterRef {
-        tenant_id: "ten_x".into(),
-        user_id: "usr_x".into(),
-        key: key(meter, "all"),
-    };
+    let at = |meter: &str| CounterRef::new("ten_x", "usr_x", &key(meter, "all"));
     let stored = Tally::from([(at("a"), (1, 0)), (at("b"), (2, 1)), (at("c"), (0, 0))]);
     let expected = Tally::from([(at("b"), (2, 1)), (at("d"), (0, 3))]);
     let found: Vec<_> = mismatches(&stored, &expected)

@@ -5,7 +5,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
 
 use super::{billing_accounts, PostgresStore};
-use crate::billing_calc::{self, in_lock_order};
+use crate::billing_calc::{self, in_lock_order, owner_of};
 use crate::billing_rows::{self, reservation_columns};
 use crate::error::map_sqlx;
 use crate::rows::Columns;
@@ -14,102 +14,72 @@ use crate::{
     TenantScope,
 };
 
-/// READ COMMITTED suffices: a conditional `UPDATE` waits for the row lock and re-checks
-/// its condition on the newest committed row, so a limit of N admits exactly N. Counters
-/// are locked in key order, then the balance, so reservations never deadlock.
+/// READ COMMITTED suffices. The reservation is inserted first: it claims the key, and a
+/// concurrent first use of the same key waits on it, then finds it taken and answers as a
+/// replay. Each gate is then one conditional upsert, which waits for the counter's row
+/// lock and re-checks its condition on the newest committed row, so a limit of N admits
+/// exactly N. Counters are locked in key order, then the balance, and the counter locks
+/// are taken last, just before `COMMIT`, so the hottest rows are held for the shortest time.
 pub(super) async fn reserve(
     store: &PostgresStore,
     scope: &TenantScope,
     r: NewReservation,
 ) -> StoreResult<ReserveOutcome> {
     let tenant = scope.tenant().to_string();
-    let mut tx = store.pool().begin().await.map_err(map_sqlx)?;
-    if let Some(found) = find_by_key(&mut *tx, &tenant, &r.idempotency_key).await? {
-        return Ok(billing_calc::replay(found, &r.request_hash));
-    }
-    for gate in in_lock_order(&r.gates) {
-        if !take_gate(&mut tx, &tenant, r.user_id, gate).await? {
-            tx.rollback().await.map_err(map_sqlx)?;
-            if let Some(replay) = first_use(store, &tenant, &r).await? {
-                return Ok(replay);
-            }
-            let (committed, reserved) =
-                counter(store.pool(), &tenant, r.user_id, &gate.key).await?;
-            let used = committed + reserved;
-            return Ok(ReserveOutcome::Refused {
-                gate: gate.clone(),
-                used,
-            });
-        }
-    }
-    if r.balance_micros > 0 && !hold(&mut tx, &tenant, r.user_id, r.balance_micros).await? {
-        tx.rollback().await.map_err(map_sqlx)?;
-        if let Some(replay) = first_use(store, &tenant, &r).await? {
-            return Ok(replay);
-        }
-        let (balance, held) = billing_accounts::balance(store.pool(), &tenant, r.user_id).await?;
-        let available = balance - held;
-        return Ok(ReserveOutcome::InsufficientBalance { available });
-    }
     let (record, request_hash) = billing_calc::new_reservation(&tenant, r, crate::now());
-    if let Err(e) = insert(&mut tx, &record, &request_hash).await {
-        if !key_taken(&e) {
-            return Err(map_sqlx(e));
-        }
-        // A concurrent first use of the key committed first: answer as a replay of it.
+    let mut tx = store.pool().begin().await.map_err(map_sqlx)?;
+    if !insert(&mut tx, &record, &request_hash).await? {
         tx.rollback().await.map_err(map_sqlx)?;
         let found = find_by_key(store.pool(), &tenant, &record.idempotency_key).await?;
-        let found = found.ok_or_else(|| StoreError::Conflict(e.to_string()))?;
+        let found = found.ok_or(StoreError::NotFound)?;
         return Ok(billing_calc::replay(found, &request_hash));
+    }
+    let user = record.user_id.to_string();
+    for gate in in_lock_order(&record.gates) {
+        let owner = owner_of(&gate.key, &user);
+        if !take_gate(&mut tx, &tenant, owner, gate).await? {
+            tx.rollback().await.map_err(map_sqlx)?;
+            let (committed, reserved) =
+                counter(store.pool(), &tenant, record.user_id, &gate.key).await?;
+            let used = committed + reserved;
+            let gate = gate.clone();
+            return Ok(ReserveOutcome::Refused { gate, used });
+        }
+    }
+    if record.balance_micros > 0
+        && !hold(&mut tx, &tenant, record.user_id, record.balance_micros).await?
+    {
+        tx.rollback().await.map_err(map_sqlx)?;
+        let (balance, held) =
+            billing_accounts::balance(store.pool(), &tenant, record.user_id).await?;
+        let available = balance - held;
+        return Ok(ReserveOutcome::InsufficientBalance { available });
     }
     tx.commit().await.map_err(map_sqlx)?;
     Ok(ReserveOutcome::Reserved(record))
 }
 
-/// After a refusal: a concurrent first use of the key that committed meanwhile may be
-/// what filled the gate, and then this request is its replay, not a refusal.
-async fn first_use(
-    store: &PostgresStore,
-    tenant: &str,
-    r: &NewReservation,
-) -> StoreResult<Option<ReserveOutcome>> {
-    let found = find_by_key(store.pool(), tenant, &r.idempotency_key).await?;
-    Ok(found.map(|found| billing_calc::replay(found, &r.request_hash)))
-}
-
-fn key_taken(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.constraint() == Some("reservations_idempotency"))
-}
-
-/// Adds the gate's amount to its counter if that keeps it within the limit.
+/// Adds the gate's amount to its counter, creating it, if that keeps it within the limit:
+/// one statement (the `SELECT … WHERE` inserts nothing above the limit, the `DO UPDATE
+/// WHERE` adds nothing past it).
 async fn take_gate(
     conn: &mut PgConnection,
     tenant: &str,
-    user: UserId,
+    owner: &str,
     gate: &Gate,
 ) -> StoreResult<bool> {
-    let user = user.to_string();
-    sqlx::query(
-        r#"INSERT INTO quota_counters (tenant_id, user_id, meter, "window", committed, reserved)
-           VALUES ($1, $2, $3, $4, 0, 0) ON CONFLICT DO NOTHING"#,
-    )
-    .bind(tenant)
-    .bind(&user)
-    .bind(&gate.key.meter)
-    .bind(&gate.key.window)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_sqlx)?;
     let done = sqlx::query(
-        r#"UPDATE quota_counters SET reserved = reserved + $1
-           WHERE tenant_id = $2 AND user_id = $3 AND meter = $4 AND "window" = $5
-             AND committed + reserved + $1 <= $6"#,
+        r#"INSERT INTO quota_counters (tenant_id, owner, meter, "window", committed, reserved)
+           SELECT $1, $2, $3, $4, 0, $5 WHERE $5 <= $6
+           ON CONFLICT (tenant_id, owner, meter, "window") DO UPDATE
+           SET reserved = quota_counters.reserved + EXCLUDED.reserved
+           WHERE quota_counters.committed + quota_counters.reserved + EXCLUDED.reserved <= $6"#,
     )
-    .bind(gate.amount)
     .bind(tenant)
-    .bind(&user)
+    .bind(owner)
     .bind(&gate.key.meter)
     .bind(&gate.key.window)
+    .bind(gate.amount)
     .bind(gate.limit)
     .execute(conn)
     .await
@@ -137,16 +107,18 @@ async fn hold(
     Ok(done.rows_affected() == 1)
 }
 
-/// The driver error is returned as is, so that a taken key can be told apart.
+/// Inserts the reservation unless its key is taken (waiting for a concurrent first use
+/// of the key to end).
 async fn insert(
     conn: &mut PgConnection,
     r: &ReservationRecord,
     request_hash: &[u8],
-) -> Result<(), sqlx::Error> {
-    sqlx::query(concat!(
+) -> StoreResult<bool> {
+    let done = sqlx::query(concat!(
         "INSERT INTO reservations (",
         reservation_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         ON CONFLICT (tenant_id, idempotency_key) DO NOTHING"
     ))
     .bind(r.id.to_string())
     .bind(&r.tenant_id)
@@ -165,8 +137,9 @@ async fn insert(
     .bind(r.created_at)
     .bind(r.settled_at)
     .execute(conn)
-    .await?;
-    Ok(())
+    .await
+    .map_err(map_sqlx)?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// The reservation under a tenant's idempotency key, with its request hash.
@@ -220,7 +193,8 @@ pub(super) async fn get(
     Ok(billing_rows::reservation(&row)?.0)
 }
 
-/// A counter's (committed, reserved); (0, 0) when it has no row yet.
+/// A counter's (committed, reserved), the user's or their tenant's as `key` says; (0, 0)
+/// when it has no row yet.
 pub(super) async fn counter(
     db: impl PgExecutor<'_>,
     tenant: &str,
@@ -229,10 +203,10 @@ pub(super) async fn counter(
 ) -> StoreResult<(i64, i64)> {
     let row = sqlx::query(
         r#"SELECT committed, reserved FROM quota_counters
-           WHERE tenant_id = $1 AND user_id = $2 AND meter = $3 AND "window" = $4"#,
+           WHERE tenant_id = $1 AND owner = $2 AND meter = $3 AND "window" = $4"#,
     )
     .bind(tenant)
-    .bind(user.to_string())
+    .bind(owner_of(key, &user.to_string()))
     .bind(&key.meter)
     .bind(&key.window)
     .fetch_optional(db)

@@ -44,9 +44,6 @@ pub(super) async fn commit(
         return Ok(CommitOutcome::OverReservation { reserved: r.amount });
     }
     let (entry, paid) = billing_calc::settled_entry(&r, entry, now);
-    let mut changes = Settlement::default();
-    changes.commit(&r, &entry, paid);
-    apply(&mut tx, &changes).await?;
     let Some(entry) = billing_ledger::append(&mut tx, entry, paid).await? else {
         return Err(StoreError::Conflict(
             "the ledger already has an entry with this idempotency key".into(),
@@ -63,6 +60,10 @@ pub(super) async fn commit(
     .execute(&mut *tx)
     .await
     .map_err(map_sqlx)?;
+    // Counters last: their row locks, the most contended, are held only until `COMMIT`.
+    let mut changes = Settlement::default();
+    changes.commit(&r, &entry, paid);
+    apply(&mut tx, &changes).await?;
     tx.commit().await.map_err(map_sqlx)?;
     Ok(CommitOutcome::Committed(entry))
 }
@@ -159,14 +160,14 @@ async fn end(
 pub(super) async fn apply(conn: &mut PgConnection, changes: &Settlement) -> StoreResult<()> {
     for (at, committed, reserved) in changes.counters() {
         sqlx::query(
-            r#"INSERT INTO quota_counters (tenant_id, user_id, meter, "window", committed, reserved)
+            r#"INSERT INTO quota_counters (tenant_id, owner, meter, "window", committed, reserved)
                VALUES ($1, $2, $3, $4, $5, $6)
-               ON CONFLICT (tenant_id, user_id, meter, "window") DO UPDATE
+               ON CONFLICT (tenant_id, owner, meter, "window") DO UPDATE
                SET committed = quota_counters.committed + excluded.committed,
                    reserved = quota_counters.reserved + excluded.reserved"#,
         )
         .bind(&at.tenant_id)
-        .bind(&at.user_id)
+        .bind(&at.owner)
         .bind(&at.key.meter)
         .bind(&at.key.window)
         .bind(committed)

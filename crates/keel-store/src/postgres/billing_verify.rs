@@ -3,10 +3,10 @@
 use sqlx::PgConnection;
 
 use super::PostgresStore;
-use crate::billing_calc::{self, committed_delta, tally, CounterRef, Tally};
+use crate::billing_calc::{self, committed_delta, tally, CounterRef, Tally, TENANT_OWNER};
 use crate::error::map_sqlx;
 use crate::rows::Columns;
-use crate::{CounterKey, CounterMismatch, StoreResult};
+use crate::{CounterMismatch, StoreResult};
 
 /// A check reads one REPEATABLE READ snapshot. A repair first locks the counters table
 /// against writes: a transaction whose ledger or reservation rows count towards a counter
@@ -40,7 +40,7 @@ pub(super) async fn verify(
 
 async fn stored(conn: &mut PgConnection) -> StoreResult<Tally> {
     let rows = sqlx::query(
-        r#"SELECT tenant_id, user_id, meter, "window" AS win, committed, reserved
+        r#"SELECT tenant_id, owner, meter, "window" AS win, committed, reserved
            FROM quota_counters"#,
     )
     .fetch_all(conn)
@@ -63,7 +63,9 @@ async fn stored(conn: &mut PgConnection) -> StoreResult<Tally> {
 /// the number of counters, not of entries.
 async fn expected(conn: &mut PgConnection) -> StoreResult<Tally> {
     let settled = sqlx::query(
-        "SELECT l.tenant_id, l.user_id, c.value ->> 'meter' AS meter,
+        "SELECT l.tenant_id,
+                CASE c.value ->> 'owner' WHEN 'tenant' THEN 'tenant' ELSE l.user_id END AS owner,
+                c.value ->> 'meter' AS meter,
                 c.value ->> 'window' AS win,
                 SUM(l.amount)::bigint AS amount, SUM(l.cost_micros)::bigint AS cost_micros
          FROM usage_ledger AS l CROSS JOIN LATERAL jsonb_array_elements(l.counters) AS c
@@ -79,7 +81,10 @@ async fn expected(conn: &mut PgConnection) -> StoreResult<Tally> {
         tally(&mut counters, at, used, 0);
     }
     let held = sqlx::query(
-        "SELECT r.tenant_id, r.user_id, g.value -> 'key' ->> 'meter' AS meter,
+        "SELECT r.tenant_id,
+                CASE g.value -> 'key' ->> 'owner' WHEN 'tenant' THEN 'tenant'
+                     ELSE r.user_id END AS owner,
+                g.value -> 'key' ->> 'meter' AS meter,
                 g.value -> 'key' ->> 'window' AS win,
                 SUM((g.value ->> 'amount')::bigint)::bigint AS amount
          FROM reservations AS r CROSS JOIN LATERAL jsonb_array_elements(r.gates) AS g
@@ -96,25 +101,23 @@ async fn expected(conn: &mut PgConnection) -> StoreResult<Tally> {
 }
 
 fn counter_ref(row: &impl Columns) -> StoreResult<CounterRef> {
-    Ok(CounterRef {
-        tenant_id: row.text("tenant_id")?,
-        user_id: row.text("user_id")?,
-        key: CounterKey {
-            meter: row.text("meter")?,
-            window: row.text("win")?,
-        },
-    })
+    Ok(CounterRef::stored(
+        row.text("tenant_id")?,
+        row.text("owner")?,
+        row.text("meter")?,
+        row.text("win")?,
+    ))
 }
 
 async fn overwrite(conn: &mut PgConnection, m: &CounterMismatch) -> StoreResult<()> {
     sqlx::query(
-        r#"INSERT INTO quota_counters (tenant_id, user_id, meter, "window", committed, reserved)
+        r#"INSERT INTO quota_counters (tenant_id, owner, meter, "window", committed, reserved)
            VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (tenant_id, user_id, meter, "window") DO UPDATE
+           ON CONFLICT (tenant_id, owner, meter, "window") DO UPDATE
            SET committed = excluded.committed, reserved = excluded.reserved"#,
     )
     .bind(&m.tenant_id)
-    .bind(&m.user_id)
+    .bind(m.user_id.as_deref().unwrap_or(TENANT_OWNER))
     .bind(&m.key.meter)
     .bind(&m.key.window)
     .bind(m.expected.0)

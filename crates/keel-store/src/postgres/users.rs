@@ -24,13 +24,15 @@ impl UserStore for PostgresStore {
             created_at: crate::now(),
         };
         let mut tx = self.pool().begin().await.map_err(map_sqlx)?;
-        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(record.tenant_id.to_string())
-            .bind(&user.tenant_name)
-            .bind(record.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
+        sqlx::query(
+            "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(record.tenant_id.to_string())
+        .bind(&user.tenant_name)
+        .bind(record.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
         sqlx::query(
             "INSERT INTO users (id, tenant_id, email, password_hash, wallet_address, role, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",

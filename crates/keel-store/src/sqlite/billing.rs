@@ -1,5 +1,6 @@
-//! [`BillingStore`] on SQLite: every write takes the database write lock at `BEGIN`
-//! (`begin_write`), which alone makes the conditional updates race-free.
+//! [`BillingStore`] on SQLite: every write runs on the billing writer (one thread, one
+//! connection, group commit: see [`super::writer`]), which alone makes the conditional
+//! updates race-free; reads use the pool and see each write once its caller is answered.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,7 +19,10 @@ use crate::{
 #[async_trait]
 impl BillingStore for SqliteStore {
     async fn reserve(&self, scope: &TenantScope, r: NewReservation) -> StoreResult<ReserveOutcome> {
-        billing_reserve::reserve(self, scope, r).await
+        let tenant = scope.tenant().to_string();
+        self.writer()
+            .run(move |conn| billing_reserve::reserve(conn, &tenant, r))
+            .await
     }
 
     async fn reservation_tenant(&self, id: ReservationId) -> StoreResult<Option<String>> {
@@ -45,8 +49,10 @@ impl BillingStore for SqliteStore {
         allow_overage: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<CommitOutcome> {
-        let now = crate::micros(now);
-        billing_settle::commit(self, scope, id, entry, allow_overage, now).await
+        let (tenant, now) = (scope.tenant().to_string(), crate::micros(now));
+        self.writer()
+            .run(move |conn| billing_settle::commit(conn, &tenant, id, entry, allow_overage, now))
+            .await
     }
 
     async fn release(
@@ -55,7 +61,10 @@ impl BillingStore for SqliteStore {
         id: ReservationId,
         now: DateTime<Utc>,
     ) -> StoreResult<ReservationStatus> {
-        billing_settle::release(self, scope, id, crate::micros(now)).await
+        let (tenant, now) = (scope.tenant().to_string(), crate::micros(now));
+        self.writer()
+            .run(move |conn| billing_settle::release(conn, &tenant, id, now))
+            .await
     }
 
     async fn expire_reservations(
@@ -63,7 +72,13 @@ impl BillingStore for SqliteStore {
         now: DateTime<Utc>,
         limit: i64,
     ) -> StoreResult<Vec<ReservationRecord>> {
-        billing_settle::expire(self, crate::micros(now), limit).await
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        let now = crate::micros(now);
+        self.writer()
+            .run(move |conn| billing_settle::expire(conn, now, limit))
+            .await
     }
 
     async fn record_usage(
@@ -71,7 +86,13 @@ impl BillingStore for SqliteStore {
         scope: &TenantScope,
         entries: Vec<NewLedgerEntry>,
     ) -> StoreResult<Vec<(LedgerEntry, bool)>> {
-        billing_ledger::record_usage(self, scope, entries).await
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tenant = scope.tenant().to_string();
+        self.writer()
+            .run(move |conn| billing_ledger::record_usage(conn, &tenant, entries))
+            .await
     }
 
     async fn counters(
@@ -133,6 +154,9 @@ impl BillingStore for SqliteStore {
         delta_micros: i64,
         idempotency_key: &str,
     ) -> StoreResult<i64> {
-        billing_accounts::adjust(self, scope, user, delta_micros, idempotency_key).await
+        let (tenant, key) = (scope.tenant().to_string(), idempotency_key.to_string());
+        self.writer()
+            .run(move |conn| billing_accounts::adjust(conn, &tenant, user, delta_micros, &key))
+            .await
     }
 }

@@ -1,9 +1,12 @@
 //! Prepaid balances with their idempotent adjustments, and subscriptions.
 
 use keel_core::ids::UserId;
+use rusqlite::{params, Connection, OptionalExtension};
 use sqlx::types::Json;
-use sqlx::{SqliteConnection, SqliteExecutor};
+use sqlx::SqliteExecutor;
 
+use super::lite::{self, map_lite};
+use super::writer::Step;
 use super::SqliteStore;
 use crate::billing_calc;
 use crate::billing_rows::{self, subscription_columns};
@@ -31,47 +34,41 @@ pub(super) async fn balance(
     }
 }
 
-/// `BEGIN IMMEDIATE` makes a key's first use visible to the next.
-pub(super) async fn adjust(
-    store: &SqliteStore,
-    scope: &TenantScope,
+/// On the billing writer: a key's first use is visible to the next.
+pub(super) fn adjust(
+    conn: &Connection,
+    tenant: &str,
     user: UserId,
     delta: i64,
     key: &str,
-) -> StoreResult<i64> {
-    let tenant = scope.tenant().to_string();
-    let mut tx = store.begin_write().await?;
-    if let Some(done) = adjustment(&mut *tx, &tenant, key).await? {
-        return billing_calc::adjustment_replay(done, user, delta);
+) -> StoreResult<Step<i64>> {
+    if let Some(done) = adjustment(conn, tenant, key)? {
+        return billing_calc::adjustment_replay(done, user, delta).map(Step::Keep);
     }
-    let Some(after) = add(&mut tx, &tenant, user, delta).await? else {
+    let Some(after) = add(conn, tenant, &user.to_string(), delta)? else {
         return Err(billing_calc::below_held());
     };
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO balance_adjustments
              (tenant_id, idempotency_key, user_id, delta, balance_after, created_at)
          VALUES (?, ?, ?, ?, ?, ?)",
     )
-    .bind(&tenant)
-    .bind(key)
-    .bind(user.to_string())
-    .bind(delta)
-    .bind(after)
-    .bind(crate::now())
-    .execute(&mut *tx)
-    .await
-    .map_err(map_sqlx)?;
-    tx.commit().await.map_err(map_sqlx)?;
-    Ok(after)
+    .and_then(|mut s| {
+        s.execute(params![
+            tenant,
+            key,
+            user.to_string(),
+            delta,
+            after,
+            lite::time(crate::now())
+        ])
+    })
+    .map_err(map_lite)?;
+    Ok(Step::Keep(after))
 }
 
 /// The new balance, or `None` when a removal would leave less than is held.
-async fn add(
-    conn: &mut SqliteConnection,
-    tenant: &str,
-    user: UserId,
-    delta: i64,
-) -> StoreResult<Option<i64>> {
+fn add(conn: &Connection, tenant: &str, user: &str, delta: i64) -> StoreResult<Option<i64>> {
     let sql = if delta >= 0 {
         "INSERT INTO balances (tenant_id, user_id, balance_micros, held_micros)
          VALUES (?1, ?2, ?3, 0)
@@ -83,38 +80,31 @@ async fn add(
          WHERE tenant_id = ?1 AND user_id = ?2 AND balance_micros + ?3 >= held_micros
          RETURNING balance_micros"
     };
-    sqlx::query_scalar(sql)
-        .bind(tenant)
-        .bind(user.to_string())
-        .bind(delta)
-        .fetch_optional(conn)
-        .await
-        .map_err(map_sqlx)
+    conn.prepare_cached(sql)
+        .and_then(|mut s| {
+            s.query_row(params![tenant, user, delta], |row| row.get(0))
+                .optional()
+        })
+        .map_err(map_lite)
 }
 
 /// The (user, delta, balance after) recorded under a key.
-async fn adjustment(
-    db: impl SqliteExecutor<'_>,
+fn adjustment(
+    conn: &Connection,
     tenant: &str,
     key: &str,
 ) -> StoreResult<Option<(String, i64, i64)>> {
-    let row = sqlx::query(
+    conn.prepare_cached(
         "SELECT user_id, delta, balance_after FROM balance_adjustments
          WHERE tenant_id = ? AND idempotency_key = ?",
     )
-    .bind(tenant)
-    .bind(key)
-    .fetch_optional(db)
-    .await
-    .map_err(map_sqlx)?;
-    row.map(|row| {
-        Ok((
-            row.text("user_id")?,
-            row.int("delta")?,
-            row.int("balance_after")?,
-        ))
+    .and_then(|mut s| {
+        s.query_row(params![tenant, key], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()
     })
-    .transpose()
+    .map_err(map_lite)
 }
 
 pub(super) async fn get_subscription(

@@ -1,12 +1,13 @@
-//! The append-only usage ledger: appending (by commit or directly), replays, and usage
-//! reports.
+//! The append-only usage ledger: appending (by commit or directly, on the billing writer),
+//! replays, and usage reports (on the pool).
 
 use chrono::{DateTime, Utc};
 use keel_core::ids::{ReservationId, UserId};
-use sqlx::types::Json;
-use sqlx::{SqliteConnection, SqliteExecutor};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::billing_settle::apply;
+use super::lite::{self, map_lite, Lite};
+use super::writer::Step;
 use super::SqliteStore;
 use crate::billing_calc::{self, Settlement};
 use crate::billing_rows::{self, ledger_columns};
@@ -17,101 +18,113 @@ use crate::{
 };
 
 /// Appends the entry unless its idempotency key is taken; returns it with its id.
-pub(super) async fn append(
-    conn: &mut SqliteConnection,
+pub(super) fn append(
+    conn: &Connection,
     entry: LedgerEntry,
     paid: i64,
 ) -> StoreResult<Option<LedgerEntry>> {
-    let id: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO usage_ledger (tenant_id, user_id, meter, amount, overage, cost_micros,
-                                   balance_micros, idempotency_key, source, reservation_id,
-                                   counters, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
-         RETURNING id",
-    )
-    .bind(&entry.tenant_id)
-    .bind(entry.user_id.to_string())
-    .bind(&entry.meter)
-    .bind(entry.amount)
-    .bind(entry.overage)
-    .bind(entry.cost_micros)
-    .bind(paid)
-    .bind(&entry.idempotency_key)
-    .bind(Json(&entry.source))
-    .bind(entry.reservation_id.map(|r| r.to_string()))
-    .bind(Json(&entry.counters))
-    .bind(entry.created_at)
-    .fetch_optional(conn)
-    .await
-    .map_err(map_sqlx)?;
+    let (source, counters) = (lite::json(&entry.source)?, lite::json(&entry.counters)?);
+    let id: Option<i64> = conn
+        .prepare_cached(
+            "INSERT INTO usage_ledger (tenant_id, user_id, meter, amount, overage, cost_micros,
+                                       balance_micros, idempotency_key, source, reservation_id,
+                                       counters, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+             RETURNING id",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    entry.tenant_id,
+                    entry.user_id.to_string(),
+                    entry.meter,
+                    entry.amount,
+                    entry.overage,
+                    entry.cost_micros,
+                    paid,
+                    entry.idempotency_key,
+                    source,
+                    entry.reservation_id.map(|r| r.to_string()),
+                    counters,
+                    lite::time(entry.created_at),
+                ],
+                |row| row.get(0),
+            )
+            .optional()
+        })
+        .map_err(map_lite)?;
     Ok(id.map(|id| LedgerEntry { id, ..entry }))
 }
 
 /// The entry that settled a committed reservation.
-pub(super) async fn settling(
-    db: impl SqliteExecutor<'_>,
+pub(super) fn settling(
+    conn: &Connection,
     tenant: &str,
     reservation: ReservationId,
 ) -> StoreResult<LedgerEntry> {
-    sqlx::query(concat!(
-        "SELECT ",
-        ledger_columns!(),
-        " FROM usage_ledger WHERE tenant_id = ? AND reservation_id = ?"
-    ))
-    .bind(tenant)
-    .bind(reservation.to_string())
-    .fetch_optional(db)
-    .await
-    .map_err(map_sqlx)?
-    .as_ref()
-    .map_or(Err(StoreError::NotFound), billing_rows::ledger_entry)
+    one_entry(
+        conn,
+        concat!(
+            "SELECT ",
+            ledger_columns!(),
+            " FROM usage_ledger WHERE tenant_id = ? AND reservation_id = ?"
+        ),
+        tenant,
+        &reservation.to_string(),
+    )
 }
 
-async fn by_key(db: impl SqliteExecutor<'_>, tenant: &str, key: &str) -> StoreResult<LedgerEntry> {
-    sqlx::query(concat!(
-        "SELECT ",
-        ledger_columns!(),
-        " FROM usage_ledger WHERE tenant_id = ? AND idempotency_key = ?"
-    ))
-    .bind(tenant)
-    .bind(key)
-    .fetch_optional(db)
-    .await
-    .map_err(map_sqlx)?
-    .as_ref()
-    .map_or(Err(StoreError::NotFound), billing_rows::ledger_entry)
+fn by_key(conn: &Connection, tenant: &str, key: &str) -> StoreResult<LedgerEntry> {
+    one_entry(
+        conn,
+        concat!(
+            "SELECT ",
+            ledger_columns!(),
+            " FROM usage_ledger WHERE tenant_id = ? AND idempotency_key = ?"
+        ),
+        tenant,
+        key,
+    )
 }
 
-/// All entries in one transaction; a replayed key changes nothing.
-pub(super) async fn record_usage(
-    store: &SqliteStore,
-    scope: &TenantScope,
+fn one_entry(conn: &Connection, sql: &str, tenant: &str, by: &str) -> StoreResult<LedgerEntry> {
+    let mut stmt = conn.prepare_cached(sql).map_err(map_lite)?;
+    let row = stmt
+        .query_row(params![tenant, by], |row| {
+            Ok(billing_rows::ledger_entry(&Lite(row)))
+        })
+        .optional()
+        .map_err(map_lite)?;
+    row.unwrap_or(Err(StoreError::NotFound))
+}
+
+/// All entries in one savepoint; a replayed key changes nothing.
+pub(super) fn record_usage(
+    conn: &Connection,
+    tenant: &str,
     entries: Vec<NewLedgerEntry>,
-) -> StoreResult<Vec<(LedgerEntry, bool)>> {
-    if entries.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (tenant, now) = (scope.tenant().to_string(), crate::now());
-    let mut tx = store.begin_write().await?;
+) -> StoreResult<Step<Vec<(LedgerEntry, bool)>>> {
+    let now = crate::now();
     let mut changes = Settlement::default();
     let mut recorded = Vec::with_capacity(entries.len());
     for (i, new) in billing_calc::in_key_order(entries) {
-        let (entry, paid) = billing_calc::ledger_entry(&tenant, new, now);
+        let (entry, paid) = billing_calc::ledger_entry(tenant, new, now);
         let key = entry.idempotency_key.clone();
-        let outcome = match append(&mut tx, entry, paid).await? {
+        let outcome = match append(conn, entry, paid)? {
             Some(entry) => {
                 changes.usage(&entry, paid);
                 (entry, false)
             }
-            None => (by_key(&mut *tx, &tenant, &key).await?, true),
+            None => (by_key(conn, tenant, &key)?, true),
         };
         recorded.push((i, outcome));
     }
-    apply(&mut tx, &changes).await?;
-    tx.commit().await.map_err(map_sqlx)?;
+    apply(conn, &changes)?;
     recorded.sort_by_key(|(i, _)| *i);
-    Ok(recorded.into_iter().map(|(_, outcome)| outcome).collect())
+    Ok(Step::Keep(
+        recorded.into_iter().map(|(_, outcome)| outcome).collect(),
+    ))
 }
 
 /// Sums of a user's entries in `[from, to)`; times are UTC RFC 3339 text, so the first ten

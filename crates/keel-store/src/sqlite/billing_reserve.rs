@@ -1,162 +1,204 @@
 //! Reserving quota: the idempotency key, every gate and the prepaid hold, all or nothing.
+//! The write runs on the billing writer (see [`super::writer`]); reads use the pool.
 
 use keel_core::ids::{ReservationId, UserId};
-use sqlx::types::Json;
-use sqlx::{SqliteConnection, SqliteExecutor};
+use rusqlite::{params, Connection, OptionalExtension};
+use sqlx::SqliteExecutor;
 
-use super::{billing_accounts, SqliteStore};
-use crate::billing_calc::{self, in_lock_order};
+use super::lite::{self, map_lite, Lite};
+use super::writer::Step;
+use crate::billing_calc::{self, in_lock_order, owner_of};
 use crate::billing_rows::{self, reservation_columns};
 use crate::error::map_sqlx;
 use crate::rows::Columns;
 use crate::{
     CounterKey, Gate, NewReservation, ReservationRecord, ReserveOutcome, StoreError, StoreResult,
-    TenantScope,
 };
 
-/// `BEGIN IMMEDIATE` serialises reservations, so every conditional update below sees all
-/// earlier ones and a key's first use is seen by the next.
-pub(super) async fn reserve(
-    store: &SqliteStore,
-    scope: &TenantScope,
+/// The writer runs one operation at a time, so every conditional update below sees all
+/// earlier ones, and a key's first use is seen by the next. The reservation is inserted
+/// first (claiming its key); a refusal undoes it with everything else.
+pub(super) fn reserve(
+    conn: &Connection,
+    tenant: &str,
     r: NewReservation,
-) -> StoreResult<ReserveOutcome> {
-    let tenant = scope.tenant().to_string();
-    let mut tx = store.begin_write().await?;
-    if let Some(found) = find_by_key(&mut *tx, &tenant, &r.idempotency_key).await? {
-        return Ok(billing_calc::replay(found, &r.request_hash));
+) -> StoreResult<Step<ReserveOutcome>> {
+    let (record, request_hash) = billing_calc::new_reservation(tenant, r, crate::now());
+    if !insert(conn, &record, &request_hash)? {
+        let found = find_by_key(conn, tenant, &record.idempotency_key)?;
+        let found = found.ok_or(StoreError::NotFound)?;
+        return Ok(Step::Undo(billing_calc::replay(found, &request_hash)));
     }
-    for gate in in_lock_order(&r.gates) {
-        if !take_gate(&mut tx, &tenant, r.user_id, gate).await? {
-            tx.rollback().await.map_err(map_sqlx)?;
-            let (committed, reserved) =
-                counter(store.pool(), &tenant, r.user_id, &gate.key).await?;
+    let user = record.user_id.to_string();
+    for gate in in_lock_order(&record.gates) {
+        let owner = owner_of(&gate.key, &user);
+        if !take_gate(conn, tenant, owner, gate)? {
+            let (committed, reserved) = counter_in(conn, tenant, owner, &gate.key)?;
             let used = committed + reserved;
-            return Ok(ReserveOutcome::Refused {
-                gate: gate.clone(),
-                used,
-            });
+            let gate = gate.clone();
+            return Ok(Step::Undo(ReserveOutcome::Refused { gate, used }));
         }
     }
-    if r.balance_micros > 0 && !hold(&mut tx, &tenant, r.user_id, r.balance_micros).await? {
-        tx.rollback().await.map_err(map_sqlx)?;
-        let (balance, held) = billing_accounts::balance(store.pool(), &tenant, r.user_id).await?;
+    if record.balance_micros > 0 && !hold(conn, tenant, &user, record.balance_micros)? {
+        let (balance, held) = balance_in(conn, tenant, &user)?;
         let available = balance - held;
-        return Ok(ReserveOutcome::InsufficientBalance { available });
+        return Ok(Step::Undo(ReserveOutcome::InsufficientBalance {
+            available,
+        }));
     }
-    let (record, request_hash) = billing_calc::new_reservation(&tenant, r, crate::now());
-    insert(&mut tx, &record, &request_hash).await?;
-    tx.commit().await.map_err(map_sqlx)?;
-    Ok(ReserveOutcome::Reserved(record))
+    Ok(Step::Keep(ReserveOutcome::Reserved(record)))
 }
 
-/// Adds the gate's amount to its counter if that keeps it within the limit.
-async fn take_gate(
-    conn: &mut SqliteConnection,
-    tenant: &str,
-    user: UserId,
-    gate: &Gate,
-) -> StoreResult<bool> {
-    let user = user.to_string();
-    sqlx::query(
-        r#"INSERT INTO quota_counters (tenant_id, user_id, meter, "window", committed, reserved)
-           VALUES (?, ?, ?, ?, 0, 0) ON CONFLICT DO NOTHING"#,
-    )
-    .bind(tenant)
-    .bind(&user)
-    .bind(&gate.key.meter)
-    .bind(&gate.key.window)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_sqlx)?;
-    let done = sqlx::query(
-        r#"UPDATE quota_counters SET reserved = reserved + ?1
-           WHERE tenant_id = ?2 AND user_id = ?3 AND meter = ?4 AND "window" = ?5
-             AND committed + reserved + ?1 <= ?6"#,
-    )
-    .bind(gate.amount)
-    .bind(tenant)
-    .bind(&user)
-    .bind(&gate.key.meter)
-    .bind(&gate.key.window)
-    .bind(gate.limit)
-    .execute(conn)
-    .await
-    .map_err(map_sqlx)?;
-    Ok(done.rows_affected() == 1)
+/// Adds the gate's amount to its counter, creating it, if that keeps it within the limit.
+/// One statement: the `SELECT … WHERE` inserts nothing above the limit, the `DO UPDATE
+/// WHERE` adds nothing past it.
+fn take_gate(conn: &Connection, tenant: &str, owner: &str, gate: &Gate) -> StoreResult<bool> {
+    let done = conn
+        .prepare_cached(
+            r#"INSERT INTO quota_counters (tenant_id, owner, meter, "window", committed, reserved)
+               SELECT ?1, ?2, ?3, ?4, 0, ?5 WHERE ?5 <= ?6
+               ON CONFLICT (tenant_id, owner, meter, "window") DO UPDATE
+               SET reserved = reserved + excluded.reserved
+               WHERE committed + reserved + excluded.reserved <= ?6"#,
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                tenant,
+                owner,
+                gate.key.meter,
+                gate.key.window,
+                gate.amount,
+                gate.limit
+            ])
+        })
+        .map_err(map_lite)?;
+    Ok(done == 1)
 }
 
 /// Holds `micros` of the balance if that much is not already held.
-async fn hold(
-    conn: &mut SqliteConnection,
-    tenant: &str,
-    user: UserId,
-    micros: i64,
-) -> StoreResult<bool> {
-    let done = sqlx::query(
-        "UPDATE balances SET held_micros = held_micros + ?1
-         WHERE tenant_id = ?2 AND user_id = ?3 AND balance_micros - held_micros >= ?1",
-    )
-    .bind(micros)
-    .bind(tenant)
-    .bind(user.to_string())
-    .execute(conn)
-    .await
-    .map_err(map_sqlx)?;
-    Ok(done.rows_affected() == 1)
+fn hold(conn: &Connection, tenant: &str, user: &str, micros: i64) -> StoreResult<bool> {
+    let done = conn
+        .prepare_cached(
+            "UPDATE balances SET held_micros = held_micros + ?1
+             WHERE tenant_id = ?2 AND user_id = ?3 AND balance_micros - held_micros >= ?1",
+        )
+        .and_then(|mut s| s.execute(params![micros, tenant, user]))
+        .map_err(map_lite)?;
+    Ok(done == 1)
 }
 
-async fn insert(
-    conn: &mut SqliteConnection,
-    r: &ReservationRecord,
-    request_hash: &[u8],
-) -> StoreResult<()> {
-    sqlx::query(concat!(
-        "INSERT INTO reservations (",
-        reservation_columns!(),
-        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(r.id.to_string())
-    .bind(&r.tenant_id)
-    .bind(r.user_id.to_string())
-    .bind(&r.meter)
-    .bind(r.amount)
-    .bind(r.balance_micros)
-    .bind(&r.idempotency_key)
-    .bind(request_hash)
-    .bind(r.status.as_str())
-    .bind(r.expires_at)
-    .bind(&r.reason)
-    .bind(Json(&r.snapshot))
-    .bind(Json(&r.gates))
-    .bind(r.committed_amount)
-    .bind(r.created_at)
-    .bind(r.settled_at)
-    .execute(conn)
-    .await
-    .map_err(map_sqlx)?;
-    Ok(())
+/// Inserts the reservation unless its key is taken.
+fn insert(conn: &Connection, r: &ReservationRecord, request_hash: &[u8]) -> StoreResult<bool> {
+    let (snapshot, gates) = (lite::json(&r.snapshot)?, lite::json(&r.gates)?);
+    let done = conn
+        .prepare_cached(concat!(
+            "INSERT INTO reservations (",
+            reservation_columns!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING"
+        ))
+        .and_then(|mut s| {
+            s.execute(params![
+                r.id.to_string(),
+                r.tenant_id,
+                r.user_id.to_string(),
+                r.meter,
+                r.amount,
+                r.balance_micros,
+                r.idempotency_key,
+                request_hash,
+                r.status.as_str(),
+                lite::time(r.expires_at),
+                r.reason,
+                snapshot,
+                gates,
+                r.committed_amount,
+                lite::time(r.created_at),
+                r.settled_at.map(lite::time),
+            ])
+        })
+        .map_err(map_lite)?;
+    Ok(done == 1)
 }
 
 /// The reservation under a tenant's idempotency key, with its request hash.
-async fn find_by_key(
-    db: impl SqliteExecutor<'_>,
+fn find_by_key(
+    conn: &Connection,
     tenant: &str,
     key: &str,
 ) -> StoreResult<Option<(ReservationRecord, Vec<u8>)>> {
-    sqlx::query(concat!(
-        "SELECT ",
-        reservation_columns!(),
-        " FROM reservations WHERE tenant_id = ? AND idempotency_key = ?"
-    ))
-    .bind(tenant)
-    .bind(key)
-    .fetch_optional(db)
-    .await
-    .map_err(map_sqlx)?
-    .as_ref()
-    .map(billing_rows::reservation)
-    .transpose()
+    let mut stmt = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            reservation_columns!(),
+            " FROM reservations WHERE tenant_id = ? AND idempotency_key = ?"
+        ))
+        .map_err(map_lite)?;
+    let row = stmt
+        .query_row(params![tenant, key], |row| {
+            Ok(billing_rows::reservation(&Lite(row)))
+        })
+        .optional()
+        .map_err(map_lite)?;
+    row.transpose()
+}
+
+/// A reservation of the tenant, read by the writer.
+pub(super) fn get_in(
+    conn: &Connection,
+    tenant: &str,
+    id: ReservationId,
+) -> StoreResult<ReservationRecord> {
+    let mut stmt = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            reservation_columns!(),
+            " FROM reservations WHERE id = ? AND tenant_id = ?"
+        ))
+        .map_err(map_lite)?;
+    let row = stmt
+        .query_row(params![id.to_string(), tenant], |row| {
+            Ok(billing_rows::reservation(&Lite(row)))
+        })
+        .map_err(map_lite)?;
+    Ok(row?.0)
+}
+
+/// A counter's (committed, reserved), read by the writer; (0, 0) without a row.
+fn counter_in(
+    conn: &Connection,
+    tenant: &str,
+    owner: &str,
+    key: &CounterKey,
+) -> StoreResult<(i64, i64)> {
+    let mut stmt = conn
+        .prepare_cached(
+            r#"SELECT committed, reserved FROM quota_counters
+               WHERE tenant_id = ? AND owner = ? AND meter = ? AND "window" = ?"#,
+        )
+        .map_err(map_lite)?;
+    let row = stmt
+        .query_row(params![tenant, owner, key.meter, key.window], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()
+        .map_err(map_lite)?;
+    Ok(row.unwrap_or_default())
+}
+
+/// (balance, held) in micros, read by the writer; (0, 0) without a row.
+pub(super) fn balance_in(conn: &Connection, tenant: &str, user: &str) -> StoreResult<(i64, i64)> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT balance_micros, held_micros FROM balances
+             WHERE tenant_id = ? AND user_id = ?",
+        )
+        .map_err(map_lite)?;
+    let row = stmt
+        .query_row(params![tenant, user], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+        .map_err(map_lite)?;
+    Ok(row.unwrap_or_default())
 }
 
 /// A reservation of the tenant.
@@ -179,7 +221,8 @@ pub(super) async fn get(
     Ok(billing_rows::reservation(&row)?.0)
 }
 
-/// A counter's (committed, reserved); (0, 0) when it has no row yet.
+/// A counter's (committed, reserved), the user's or their tenant's as `key` says; (0, 0)
+/// when it has no row yet.
 pub(super) async fn counter(
     db: impl SqliteExecutor<'_>,
     tenant: &str,
@@ -188,10 +231,10 @@ pub(super) async fn counter(
 ) -> StoreResult<(i64, i64)> {
     let row = sqlx::query(
         r#"SELECT committed, reserved FROM quota_counters
-           WHERE tenant_id = ? AND user_id = ? AND meter = ? AND "window" = ?"#,
+           WHERE tenant_id = ? AND owner = ? AND meter = ? AND "window" = ?"#,
     )
     .bind(tenant)
-    .bind(user.to_string())
+    .bind(owner_of(key, &user.to_string()))
     .bind(&key.meter)
     .bind(&key.window)
     .fetch_optional(db)

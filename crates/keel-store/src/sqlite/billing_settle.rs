@@ -1,132 +1,129 @@
 //! Ending reservations: commit into the ledger, release by the caller, expiry by the
-//! sweeper; and applying the counter and balance changes each makes.
+//! sweeper; and applying the counter and balance changes each makes. All run on the
+//! billing writer, one at a time, so each sees every earlier change to the reservation.
 
 use chrono::{DateTime, Utc};
 use keel_core::ids::ReservationId;
-use sqlx::SqliteConnection;
+use rusqlite::{params, Connection};
 
-use super::{billing_ledger, billing_reserve, SqliteStore};
+use super::billing_ledger;
+use super::billing_reserve::get_in;
+use super::lite::{self, map_lite, Lite};
+use super::writer::Step;
 use crate::billing_calc::{self, Settlement};
 use crate::billing_rows::{self, reservation_columns};
-use crate::error::map_sqlx;
 use crate::{
     CommitOutcome, NewLedgerEntry, ReservationRecord, ReservationStatus, StoreError, StoreResult,
-    TenantScope,
 };
 
-/// `BEGIN IMMEDIATE` serialises this with every other change to the reservation.
-pub(super) async fn commit(
-    store: &SqliteStore,
-    scope: &TenantScope,
+pub(super) fn commit(
+    conn: &Connection,
+    tenant: &str,
     id: ReservationId,
     entry: NewLedgerEntry,
     allow_overage: bool,
     now: DateTime<Utc>,
-) -> StoreResult<CommitOutcome> {
-    let tenant = scope.tenant().to_string();
-    let mut tx = store.begin_write().await?;
-    let r = billing_reserve::get(&mut *tx, &tenant, id).await?;
+) -> StoreResult<Step<CommitOutcome>> {
+    let r = get_in(conn, tenant, id)?;
     match r.status {
         ReservationStatus::Active if r.expires_at > now => {}
         ReservationStatus::Active => {
-            end(&mut tx, &[r], ReservationStatus::Expired, now).await?;
-            tx.commit().await.map_err(map_sqlx)?;
-            return Ok(CommitOutcome::NotActive(ReservationStatus::Expired));
+            end(conn, &[r], ReservationStatus::Expired, now)?;
+            return Ok(Step::Keep(CommitOutcome::NotActive(
+                ReservationStatus::Expired,
+            )));
         }
         ReservationStatus::Committed if r.committed_amount == Some(entry.amount) => {
-            let original = billing_ledger::settling(&mut *tx, &tenant, id).await?;
-            return Ok(CommitOutcome::Replayed(original));
+            let original = billing_ledger::settling(conn, tenant, id)?;
+            return Ok(Step::Keep(CommitOutcome::Replayed(original)));
         }
-        status => return Ok(CommitOutcome::NotActive(status)),
+        status => return Ok(Step::Keep(CommitOutcome::NotActive(status))),
     }
     if entry.amount > r.amount && !allow_overage {
-        return Ok(CommitOutcome::OverReservation { reserved: r.amount });
+        let reserved = r.amount;
+        return Ok(Step::Keep(CommitOutcome::OverReservation { reserved }));
     }
     let (entry, paid) = billing_calc::settled_entry(&r, entry, now);
-    let mut changes = Settlement::default();
-    changes.commit(&r, &entry, paid);
-    apply(&mut tx, &changes).await?;
-    let Some(entry) = billing_ledger::append(&mut tx, entry, paid).await? else {
+    let Some(entry) = billing_ledger::append(conn, entry, paid)? else {
         return Err(StoreError::Conflict(
             "the ledger already has an entry with this idempotency key".into(),
         ));
     };
-    sqlx::query(
+    let mut changes = Settlement::default();
+    changes.commit(&r, &entry, paid);
+    apply(conn, &changes)?;
+    conn.prepare_cached(
         "UPDATE reservations SET status = 'committed', committed_amount = ?, settled_at = ?
          WHERE id = ? AND tenant_id = ?",
     )
-    .bind(entry.amount)
-    .bind(now)
-    .bind(id.to_string())
-    .bind(&tenant)
-    .execute(&mut *tx)
-    .await
-    .map_err(map_sqlx)?;
-    tx.commit().await.map_err(map_sqlx)?;
-    Ok(CommitOutcome::Committed(entry))
+    .and_then(|mut s| {
+        s.execute(params![
+            entry.amount,
+            lite::time(now),
+            id.to_string(),
+            tenant
+        ])
+    })
+    .map_err(map_lite)?;
+    Ok(Step::Keep(CommitOutcome::Committed(entry)))
 }
 
 /// An active reservation past its expiry is expired here, as the sweeper would.
-pub(super) async fn release(
-    store: &SqliteStore,
-    scope: &TenantScope,
+pub(super) fn release(
+    conn: &Connection,
+    tenant: &str,
     id: ReservationId,
     now: DateTime<Utc>,
-) -> StoreResult<ReservationStatus> {
-    let tenant = scope.tenant().to_string();
-    let mut tx = store.begin_write().await?;
-    let r = billing_reserve::get(&mut *tx, &tenant, id).await?;
+) -> StoreResult<Step<ReservationStatus>> {
+    let r = get_in(conn, tenant, id)?;
     let (before, to) = match r.status {
         ReservationStatus::Active if r.expires_at <= now => {
             (ReservationStatus::Expired, ReservationStatus::Expired)
         }
         ReservationStatus::Active => (ReservationStatus::Active, ReservationStatus::Released),
-        status => return Ok(status),
+        status => return Ok(Step::Keep(status)),
     };
-    end(&mut tx, &[r], to, now).await?;
-    tx.commit().await.map_err(map_sqlx)?;
-    Ok(before)
+    end(conn, &[r], to, now)?;
+    Ok(Step::Keep(before))
 }
 
-/// The write lock makes each sweep see the previous one's work, so nothing expires twice.
-pub(super) async fn expire(
-    store: &SqliteStore,
+/// One writer, one sweep at a time: each sees the previous one's work, so nothing
+/// expires twice.
+pub(super) fn expire(
+    conn: &Connection,
     now: DateTime<Utc>,
     limit: i64,
-) -> StoreResult<Vec<ReservationRecord>> {
-    if limit <= 0 {
-        return Ok(Vec::new());
-    }
-    let mut tx = store.begin_write().await?;
-    let due = sqlx::query(concat!(
-        "SELECT ",
-        reservation_columns!(),
-        " FROM reservations WHERE status = 'active' AND expires_at <= ?
-          ORDER BY expires_at, id LIMIT ?"
-    ))
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(map_sqlx)?
-    .iter()
-    .map(|row| Ok(billing_rows::reservation(row)?.0))
-    .collect::<StoreResult<Vec<_>>>()?;
-    end(&mut tx, &due, ReservationStatus::Expired, now).await?;
-    tx.commit().await.map_err(map_sqlx)?;
-    Ok(due
-        .into_iter()
-        .map(|r| ReservationRecord {
-            status: ReservationStatus::Expired,
-            settled_at: Some(now),
-            ..r
+) -> StoreResult<Step<Vec<ReservationRecord>>> {
+    let mut stmt = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            reservation_columns!(),
+            " FROM reservations WHERE status = 'active' AND expires_at <= ?
+              ORDER BY expires_at, id LIMIT ?"
+        ))
+        .map_err(map_lite)?;
+    let due = stmt
+        .query_map(params![lite::time(now), limit], |row| {
+            Ok(billing_rows::reservation(&Lite(row)).map(|(r, _)| r))
         })
-        .collect())
+        .map_err(map_lite)?
+        .map(|row| row.map_err(map_lite).and_then(std::convert::identity))
+        .collect::<StoreResult<Vec<_>>>()?;
+    end(conn, &due, ReservationStatus::Expired, now)?;
+    Ok(Step::Keep(
+        due.into_iter()
+            .map(|r| ReservationRecord {
+                status: ReservationStatus::Expired,
+                settled_at: Some(now),
+                ..r
+            })
+            .collect(),
+    ))
 }
 
 /// Returns the holds of active reservations and gives them their final status.
-async fn end(
-    conn: &mut SqliteConnection,
+fn end(
+    conn: &Connection,
     reservations: &[ReservationRecord],
     status: ReservationStatus,
     now: DateTime<Utc>,
@@ -135,58 +132,62 @@ async fn end(
     for r in reservations {
         changes.release(r);
     }
-    apply(conn, &changes).await?;
-    for r in reservations {
-        sqlx::query(
+    apply(conn, &changes)?;
+    let mut stmt = conn
+        .prepare_cached(
             "UPDATE reservations SET status = ?, settled_at = ?
              WHERE id = ? AND tenant_id = ? AND status = 'active'",
         )
-        .bind(status.as_str())
-        .bind(now)
-        .bind(r.id.to_string())
-        .bind(&r.tenant_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_sqlx)?;
+        .map_err(map_lite)?;
+    for r in reservations {
+        stmt.execute(params![
+            status.as_str(),
+            lite::time(now),
+            r.id.to_string(),
+            r.tenant_id
+        ])
+        .map_err(map_lite)?;
     }
     Ok(())
 }
 
 /// Adds the changes to counters, then to balances, creating missing rows.
-pub(super) async fn apply(conn: &mut SqliteConnection, changes: &Settlement) -> StoreResult<()> {
-    for (at, committed, reserved) in changes.counters() {
-        sqlx::query(
-            r#"INSERT INTO quota_counters (tenant_id, user_id, meter, "window", committed, reserved)
+pub(super) fn apply(conn: &Connection, changes: &Settlement) -> StoreResult<()> {
+    let mut counters = conn
+        .prepare_cached(
+            r#"INSERT INTO quota_counters (tenant_id, owner, meter, "window", committed, reserved)
                VALUES (?, ?, ?, ?, ?, ?)
-               ON CONFLICT (tenant_id, user_id, meter, "window") DO UPDATE
+               ON CONFLICT (tenant_id, owner, meter, "window") DO UPDATE
                SET committed = quota_counters.committed + excluded.committed,
                    reserved = quota_counters.reserved + excluded.reserved"#,
         )
-        .bind(&at.tenant_id)
-        .bind(&at.user_id)
-        .bind(&at.key.meter)
-        .bind(&at.key.window)
-        .bind(committed)
-        .bind(reserved)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_sqlx)?;
+        .map_err(map_lite)?;
+    for (at, committed, reserved) in changes.counters() {
+        let key = &at.key;
+        counters
+            .execute(params![
+                at.tenant_id,
+                at.owner,
+                key.meter,
+                key.window,
+                committed,
+                reserved
+            ])
+            .map_err(map_lite)?;
     }
-    for (tenant, user, balance, held) in changes.balances() {
-        sqlx::query(
+    let mut balances = conn
+        .prepare_cached(
             "INSERT INTO balances (tenant_id, user_id, balance_micros, held_micros)
              VALUES (?, ?, ?, ?)
              ON CONFLICT (tenant_id, user_id) DO UPDATE
              SET balance_micros = balances.balance_micros + excluded.balance_micros,
                  held_micros = balances.held_micros + excluded.held_micros",
         )
-        .bind(tenant)
-        .bind(user)
-        .bind(balance)
-        .bind(held)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_sqlx)?;
+        .map_err(map_lite)?;
+    for (tenant, user, balance, held) in changes.balances() {
+        balances
+            .execute(params![tenant, user, balance, held])
+            .map_err(map_lite)?;
     }
     Ok(())
 }

@@ -3,10 +3,10 @@
 use sqlx::SqliteConnection;
 
 use super::SqliteStore;
-use crate::billing_calc::{self, committed_delta, tally, CounterRef, Tally};
+use crate::billing_calc::{self, committed_delta, tally, CounterRef, Tally, TENANT_OWNER};
 use crate::error::map_sqlx;
 use crate::rows::Columns;
-use crate::{CounterKey, CounterMismatch, StoreResult};
+use crate::{CounterMismatch, StoreResult};
 
 /// A repair holds the write lock throughout; a check reads one WAL snapshot. Either way
 /// the counters, the ledger and the reservations are seen at one moment.
@@ -30,7 +30,7 @@ pub(super) async fn verify(store: &SqliteStore, repair: bool) -> StoreResult<Vec
 
 async fn stored(conn: &mut SqliteConnection) -> StoreResult<Tally> {
     let rows = sqlx::query(
-        r#"SELECT tenant_id, user_id, meter, "window" AS win, committed, reserved
+        r#"SELECT tenant_id, owner, meter, "window" AS win, committed, reserved
            FROM quota_counters"#,
     )
     .fetch_all(conn)
@@ -53,7 +53,10 @@ async fn stored(conn: &mut SqliteConnection) -> StoreResult<Tally> {
 /// the number of counters, not of entries.
 async fn expected(conn: &mut SqliteConnection) -> StoreResult<Tally> {
     let settled = sqlx::query(
-        "SELECT l.tenant_id, l.user_id, json_extract(c.value, '$.meter') AS meter,
+        "SELECT l.tenant_id,
+                CASE json_extract(c.value, '$.owner') WHEN 'tenant' THEN 'tenant'
+                     ELSE l.user_id END AS owner,
+                json_extract(c.value, '$.meter') AS meter,
                 json_extract(c.value, '$.window') AS win,
                 SUM(l.amount) AS amount, SUM(l.cost_micros) AS cost_micros
          FROM usage_ledger AS l, json_each(l.counters) AS c
@@ -69,7 +72,10 @@ async fn expected(conn: &mut SqliteConnection) -> StoreResult<Tally> {
         tally(&mut counters, at, used, 0);
     }
     let held = sqlx::query(
-        "SELECT r.tenant_id, r.user_id, json_extract(g.value, '$.key.meter') AS meter,
+        "SELECT r.tenant_id,
+                CASE json_extract(g.value, '$.key.owner') WHEN 'tenant' THEN 'tenant'
+                     ELSE r.user_id END AS owner,
+                json_extract(g.value, '$.key.meter') AS meter,
                 json_extract(g.value, '$.key.window') AS win,
                 SUM(json_extract(g.value, '$.amount')) AS amount
          FROM reservations AS r, json_each(r.gates) AS g
@@ -86,25 +92,23 @@ async fn expected(conn: &mut SqliteConnection) -> StoreResult<Tally> {
 }
 
 fn counter_ref(row: &impl Columns) -> StoreResult<CounterRef> {
-    Ok(CounterRef {
-        tenant_id: row.text("tenant_id")?,
-        user_id: row.text("user_id")?,
-        key: CounterKey {
-            meter: row.text("meter")?,
-            window: row.text("win")?,
-        },
-    })
+    Ok(CounterRef::stored(
+        row.text("tenant_id")?,
+        row.text("owner")?,
+        row.text("meter")?,
+        row.text("win")?,
+    ))
 }
 
 async fn overwrite(conn: &mut SqliteConnection, m: &CounterMismatch) -> StoreResult<()> {
     sqlx::query(
-        r#"INSERT INTO quota_counters (tenant_id, user_id, meter, "window", committed, reserved)
+        r#"INSERT INTO quota_counters (tenant_id, owner, meter, "window", committed, reserved)
            VALUES (?, ?, ?, ?, ?, ?)
-           ON CONFLICT (tenant_id, user_id, meter, "window") DO UPDATE
+           ON CONFLICT (tenant_id, owner, meter, "window") DO UPDATE
            SET committed = excluded.committed, reserved = excluded.reserved"#,
     )
     .bind(&m.tenant_id)
-    .bind(&m.user_id)
+    .bind(m.user_id.as_deref().unwrap_or(TENANT_OWNER))
     .bind(&m.key.meter)
     .bind(&m.key.window)
     .bind(m.expected.0)

@@ -11,8 +11,10 @@ mod billing_reserve;
 mod billing_settle;
 mod billing_verify;
 mod idempotency;
+mod lite;
 mod sessions;
 mod users;
+mod writer;
 
 use std::io::Write;
 use std::path::Path;
@@ -24,6 +26,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
+use self::writer::Writer;
 use crate::error::map_sqlx;
 use crate::{Backend, SchemaStatus, StoreError, StoreResult, SystemStore};
 
@@ -33,6 +36,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: Writer,
 }
 
 impl SqliteStore {
@@ -55,14 +59,19 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-        let store = Self { pool };
-        store.migrate().await?;
-        Ok(store)
+        migrate(&pool).await?;
+        let writer = Writer::open(path)?;
+        Ok(Self { pool, writer })
     }
 
     /// The pool, for sibling modules.
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The billing writer, for sibling modules.
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.writer
     }
 
     /// A transaction that takes the write lock at `BEGIN`: writers then queue on
@@ -73,20 +82,42 @@ impl SqliteStore {
             .await
             .map_err(map_sqlx)
     }
+}
 
-    async fn migrate(&self) -> StoreResult<()> {
-        let status = self.schema_status().await?;
-        if status.applied > status.expected {
-            return Err(StoreError::SchemaTooNew {
-                found: status.applied,
-                supported: status.expected,
-            });
-        }
-        MIGRATOR
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("SQLite migration failed: {e}")))
+async fn migrate(pool: &SqlitePool) -> StoreResult<()> {
+    let status = schema_status(pool).await?;
+    if status.applied > status.expected {
+        return Err(StoreError::SchemaTooNew {
+            found: status.applied,
+            supported: status.expected,
+        });
     }
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("SQLite migration failed: {e}")))
+}
+
+async fn schema_status(pool: &SqlitePool) -> StoreResult<SchemaStatus> {
+    let has_table: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    let applied = match has_table {
+        None => 0,
+        Some(_) => {
+            sqlx::query_scalar(
+                "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
+            )
+            .fetch_one(pool)
+            .await?
+        }
+    };
+    Ok(SchemaStatus {
+        applied,
+        expected: expected_version(&MIGRATOR),
+    })
 }
 
 /// Fails early and plainly when the data dir cannot be created or written.
@@ -118,28 +149,11 @@ impl SystemStore for SqliteStore {
     }
 
     async fn schema_status(&self) -> StoreResult<SchemaStatus> {
-        let has_table: Option<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        let applied = match has_table {
-            None => 0,
-            Some(_) => {
-                sqlx::query_scalar(
-                    "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
-                )
-                .fetch_one(&self.pool)
-                .await?
-            }
-        };
-        Ok(SchemaStatus {
-            applied,
-            expected: expected_version(&MIGRATOR),
-        })
+        schema_status(&self.pool).await
     }
 
     async fn close(&self) {
+        self.writer.stop().await;
         self.pool.close().await;
     }
 }

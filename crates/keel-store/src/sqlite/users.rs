@@ -24,13 +24,15 @@ impl UserStore for SqliteStore {
             created_at: crate::now(),
         };
         let mut tx = self.begin_write().await?;
-        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
-            .bind(record.tenant_id.to_string())
-            .bind(&user.tenant_name)
-            .bind(record.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
+        sqlx::query(
+            "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(record.tenant_id.to_string())
+        .bind(&user.tenant_name)
+        .bind(record.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
         sqlx::query(
             "INSERT INTO users (id, tenant_id, email, password_hash, wallet_address, role, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?)",

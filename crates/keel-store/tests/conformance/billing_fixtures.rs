@@ -12,10 +12,7 @@ use crate::fixtures::{hash, hours, now};
 use crate::Harness;
 
 pub fn key(meter: &str, window: &str) -> CounterKey {
-    CounterKey {
-        meter: meter.into(),
-        window: window.into(),
-    }
+    CounterKey::user(meter, window)
 }
 
 /// The daily `jobs` counter most tests gate on.

@@ -211,7 +211,7 @@ async fn verify_counters_finds_a_tampered_counter_and_repair_fixes_it(backend: B
     assert_eq!(h.store.verify_counters(false).await.unwrap(), vec![]);
 
     let (tenant, who) = (user.tenant_id.to_string(), user.id.to_string());
-    let mine = format!("tenant_id = '{tenant}' AND user_id = '{who}'");
+    let mine = format!("tenant_id = '{tenant}' AND owner = '{who}'");
     let tamper = format!(
         "UPDATE quota_counters SET committed = committed + 5, reserved = 0
          WHERE {mine} AND meter = 'jobs'"
@@ -225,14 +225,14 @@ async fn verify_counters_finds_a_tampered_counter_and_repair_fixes_it(backend: B
     let found = vec![
         CounterMismatch {
             tenant_id: tenant.clone(),
-            user_id: who.clone(),
+            user_id: Some(who.clone()),
             key: spend(),
             stored: (0, 0),
             expected: (40, 0),
         },
         CounterMismatch {
             tenant_id: tenant,
-            user_id: who,
+            user_id: Some(who),
             key: day(),
             stored: (11, 0),
             expected: (6, 3),

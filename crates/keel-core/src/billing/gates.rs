@@ -4,6 +4,7 @@
 //! change later never alters a reservation already made.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::json;
 
@@ -87,8 +88,26 @@ pub fn status_of(code: &str) -> u16 {
     }
 }
 
+/// Whose terms: a plan, its add-ons, the subscription's cycle, and the user's own time zone.
+#[derive(Clone, Copy, Debug)]
+pub struct Subject<'a> {
+    /// Plan name.
+    pub plan: &'a str,
+    /// Purchased add-ons.
+    pub addons: &'a [&'a str],
+    /// The subscription's current period, for billing-cycle windows.
+    pub cycle: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// The user's own time zone; calendar windows use it before the plan's and product's.
+    pub timezone: Option<Tz>,
+}
+
+/// The zone calendar windows use: the user's, else the plan's, else the product's.
+pub fn window_zone(manifest: &Manifest, plan: &Plan, user: Option<Tz>) -> Tz {
+    user.unwrap_or_else(|| plan.effective_timezone(&manifest.product).tz())
+}
+
 /// The terms of reserving `amount` of `meter` for a user on `plan_name` with `addons`,
-/// at `now`, within an optional subscription `cycle`.
+/// at `now`, within an optional subscription `cycle`, in the plan's time zone.
 pub fn plan_gates(
     manifest: &Manifest,
     plan_name: &str,
@@ -98,6 +117,24 @@ pub fn plan_gates(
     now: DateTime<Utc>,
     cycle: Option<(DateTime<Utc>, DateTime<Utc>)>,
 ) -> Result<ReserveTerms, TermsError> {
+    let subject = Subject {
+        plan: plan_name,
+        addons,
+        cycle,
+        timezone: None,
+    };
+    terms_for(manifest, &subject, meter, amount, now)
+}
+
+/// The terms of reserving `amount` of `meter` for `subject` at `now`.
+pub fn terms_for(
+    manifest: &Manifest,
+    subject: &Subject<'_>,
+    meter: &str,
+    amount: i64,
+    now: DateTime<Utc>,
+) -> Result<ReserveTerms, TermsError> {
+    let (plan_name, addons, cycle) = (subject.plan, subject.addons, subject.cycle);
     if amount <= 0 {
         return Err(TermsError::InvalidAmount);
     }
@@ -109,7 +146,7 @@ pub fn plan_gates(
         .plans
         .get(plan_name)
         .ok_or_else(|| TermsError::UnknownPlan(plan_name.to_string()))?;
-    let tz = plan.effective_timezone(&manifest.product).tz();
+    let tz = window_zone(manifest, plan, subject.timezone);
     let mut gates = Vec::new();
     if let (Some(limit), Some(def)) = (plan.effective_limit(meter, addons), plan.limits.get(meter))
     {

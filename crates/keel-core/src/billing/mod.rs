@@ -6,8 +6,8 @@ pub mod sliding;
 pub mod window;
 
 pub use gates::{
-    cost_of, limit_code, plan_gates, snapshot_cost, status_of, GateSpec, GateStatus, ReserveTerms,
-    TermsError,
+    cost_of, limit_code, plan_gates, snapshot_cost, status_of, terms_for, window_zone, GateSpec,
+    GateStatus, ReserveTerms, Subject, TermsError,
 };
 pub use overrides::{active_override, apply_to_gates, LimitOverride, OverrideTarget};
 pub use window::{span, Span};

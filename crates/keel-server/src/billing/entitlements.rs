@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use keel_core::billing::{active_override, limit_code, span, OverrideTarget};
+use keel_core::billing::{active_override, limit_code, span, window_zone, OverrideTarget};
 use keel_core::ids::UserId;
 use keel_core::manifest::{LimitScope, Window};
 use keel_store::{CounterKey, TenantScope};
@@ -90,7 +90,7 @@ pub async fn entitlements(
         .plans
         .get(&choice.plan)
         .ok_or_else(|| ApiError::internal("plan vanished from the manifest"))?;
-    let tz = plan.effective_timezone(&manifest.product).tz();
+    let tz = window_zone(manifest, plan, choice.timezone);
     let addons: Vec<&str> = choice.addons.iter().map(String::as_str).collect();
     // (meter, window name, limit, span, code, scope)
     let mut rows = Vec::new();

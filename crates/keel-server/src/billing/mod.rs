@@ -10,6 +10,7 @@ pub mod sweeper;
 
 use chrono::{DateTime, Utc};
 use keel_core::billing::GateSpec;
+use keel_core::billing::Subject;
 use keel_core::ids::UserId;
 use keel_core::manifest::{LimitScope, Manifest};
 use keel_store::{CounterKey, CounterOwner, DynStore, Subscription, TenantScope};
@@ -31,6 +32,21 @@ pub struct PlanChoice {
     pub cycle: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// The subscription, if any.
     pub subscription: Option<Subscription>,
+    /// The user's own time zone, if they set one (calendar windows use it).
+    pub timezone: Option<keel_core::manifest::Tz>,
+}
+
+impl PlanChoice {
+    /// Runs `f` with this choice as the pure model's [`Subject`].
+    pub fn with_subject<T>(&self, f: impl FnOnce(&Subject<'_>) -> T) -> T {
+        let addons: Vec<&str> = self.addons.iter().map(String::as_str).collect();
+        f(&Subject {
+            plan: &self.plan,
+            addons: &addons,
+            cycle: self.cycle,
+            timezone: self.timezone,
+        })
+    }
 }
 
 /// Resolves the user's plan.
@@ -42,6 +58,14 @@ pub async fn plan_for(
     now: DateTime<Utc>,
 ) -> Result<PlanChoice, ApiError> {
     let sub = store.get_subscription(scope, user).await?;
+    let timezone = match store.get_user(scope, user).await {
+        Ok(u) => u
+            .timezone
+            .and_then(|t| keel_core::manifest::TimeZone::parse(&t).ok())
+            .map(|t| t.tz()),
+        Err(keel_store::StoreError::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
     let live = sub.as_ref().filter(|s| {
         LIVE.contains(&s.status.as_str())
             && now < s.period_end
@@ -53,12 +77,14 @@ pub async fn plan_for(
             addons: s.addons.clone(),
             cycle: Some((s.period_start, s.period_end)),
             subscription: sub.clone(),
+            timezone,
         },
         None => PlanChoice {
             plan: manifest.product.default_plan.clone(),
             addons: Vec::new(),
             cycle: None,
             subscription: sub,
+            timezone,
         },
     })
 }

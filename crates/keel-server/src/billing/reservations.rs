@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
-use keel_core::billing::{apply_to_gates, plan_gates, snapshot_cost, status_of, TermsError};
+use keel_core::billing::{apply_to_gates, snapshot_cost, status_of, terms_for, TermsError};
 use keel_core::ids::{ReservationId, UserId};
 use keel_store::{
     CommitOutcome, Gate, LedgerEntry, NewLedgerEntry, NewReservation, ReservationRecord,
@@ -75,17 +75,9 @@ pub async fn reserve(
     let now = Utc::now();
     let choice = plan_for(state.store(), state.manifest(), scope, req.user, now).await?;
     let overrides = levers::overrides_for(state.store(), scope, req.user).await?;
-    let addons: Vec<&str> = choice.addons.iter().map(String::as_str).collect();
-    let mut terms = plan_gates(
-        state.manifest(),
-        &choice.plan,
-        &addons,
-        req.meter,
-        req.amount,
-        now,
-        choice.cycle,
-    )
-    .map_err(terms_error)?;
+    let mut terms = choice
+        .with_subject(|subject| terms_for(state.manifest(), subject, req.meter, req.amount, now))
+        .map_err(terms_error)?;
     if apply_to_gates(&mut terms.gates, &overrides, now) > 0 {
         terms.snapshot["gates"] = json!(terms.gates);
         terms.snapshot["overrides"] = levers::applied_json(&overrides, req.meter, now);

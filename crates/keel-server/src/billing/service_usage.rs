@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
-use keel_core::billing::plan_gates;
+use keel_core::billing::terms_for;
 use keel_store::{LedgerEntry, NewLedgerEntry, TenantScope};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -102,17 +102,9 @@ async fn record_usage(
         }
         let (user, scope) = locate(&state, &e.user_id).await.map_err(at)?;
         let choice = plan_for(state.store(), state.manifest(), &scope, user, now).await?;
-        let addons: Vec<&str> = choice.addons.iter().map(String::as_str).collect();
-        let terms = plan_gates(
-            state.manifest(),
-            &choice.plan,
-            &addons,
-            &e.meter,
-            e.amount,
-            now,
-            choice.cycle,
-        )
-        .map_err(|err| at(terms_error(err)))?;
+        let terms = choice
+            .with_subject(|subject| terms_for(state.manifest(), subject, &e.meter, e.amount, now))
+            .map_err(|err| at(terms_error(err)))?;
         let entry = NewLedgerEntry {
             user_id: user,
             meter: e.meter,

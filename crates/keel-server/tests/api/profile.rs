@@ -56,3 +56,29 @@ async fn bad_time_zones_and_fields_are_refused_and_change_nothing() {
     let res = patch(&app, &access, json!({"timezone": "Europe/Paris"})).await;
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn daily_limits_reset_at_midnight_in_the_users_own_time_zone() {
+    use chrono::{Duration, TimeZone, Utc};
+    use keel_core::manifest::Tz;
+    let app = spawn_app().await;
+    let (access, _) = app.user().await;
+    let zone = "Pacific/Kiritimati"; // UTC+14: its day rarely matches the UTC day
+    assert_eq!(patch(&app, &access, json!({"timezone": zone})).await.status(), 200);
+    let e: Value = app.get_auth("/v1/entitlements", &access).await.json().await.unwrap();
+    let daily = e["meters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["window"] == "day")
+        .unwrap()
+        .clone();
+    let tz: Tz = zone.parse().unwrap();
+    let local_tomorrow = Utc::now().with_timezone(&tz).date_naive() + Duration::days(1);
+    let expected = tz
+        .from_local_datetime(&local_tomorrow.and_hms_opt(0, 0, 0).unwrap())
+        .unwrap()
+        .with_timezone(&Utc);
+    let resets: chrono::DateTime<Utc> = daily["resets_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(resets, expected, "{daily}");
+}

@@ -64,8 +64,18 @@ async fn daily_limits_reset_at_midnight_in_the_users_own_time_zone() {
     let app = spawn_app().await;
     let (access, _) = app.user().await;
     let zone = "Pacific/Kiritimati"; // UTC+14: its day rarely matches the UTC day
-    assert_eq!(patch(&app, &access, json!({"timezone": zone})).await.status(), 200);
-    let e: Value = app.get_auth("/v1/entitlements", &access).await.json().await.unwrap();
+    assert_eq!(
+        patch(&app, &access, json!({"timezone": zone}))
+            .await
+            .status(),
+        200
+    );
+    let e: Value = app
+        .get_auth("/v1/entitlements", &access)
+        .await
+        .json()
+        .await
+        .unwrap();
     let daily = e["meters"]
         .as_array()
         .unwrap()

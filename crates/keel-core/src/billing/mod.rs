@@ -10,4 +10,5 @@ pub use gates::{
     TermsError,
 };
 pub use overrides::{active_override, apply_to_gates, LimitOverride, OverrideTarget};
+pub use sliding::Sliding;
 pub use window::{span, Span};

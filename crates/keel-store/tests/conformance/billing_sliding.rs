@@ -117,7 +117,6 @@ async fn racing_callers_get_exactly_a_rolling_limit_across_buckets(backend: Back
     reserved(&h.store, &scope, early).await;
     let results = race_n(32, |_| {
         let store = h.store.clone();
-        let scope = scope.clone();
         async move {
             let mut granted = 0;
             loop {

@@ -45,7 +45,8 @@ pub struct CounterKey {
     /// Meter name, or `$spend` for the money spent.
     pub meter: String,
     /// Window id: `day:YYYY-MM-DD`, `week:YYYY-MM-DD` (its Monday), `month:YYYY-MM`,
-    /// `cycle:<RFC 3339 start>`, or `all` for a counter without a window.
+    /// `cycle:<RFC 3339 start>`, a sliding window's bucket `slide:<length>:<width>:<n>`
+    /// (its gates sum every bucket the window counts), or `all` for a counter without a window.
     pub window: String,
 }
 

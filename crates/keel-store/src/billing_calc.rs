@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use keel_core::billing::Sliding;
 use keel_core::ids::UserId;
 
 use crate::{
@@ -49,6 +50,28 @@ pub(crate) fn committed_delta(key: &CounterKey, amount: i64, cost_micros: i64) -
         cost_micros
     } else {
         amount
+    }
+}
+
+/// A sliding-window gate (its window is a `slide:` bucket id): the ids of every bucket it
+/// counts, oldest first, and the key both backends serialise its reservations on —
+/// one per (tenant, owner, meter, length), whatever the bucket.
+pub(crate) struct SlidingGate {
+    pub(crate) members: Vec<String>,
+    pub(crate) lock_key: String,
+}
+
+impl SlidingGate {
+    /// `None` for a gate over a fixed window.
+    pub(crate) fn of(tenant: &str, owner: &str, key: &CounterKey) -> Option<Self> {
+        let bucket = Sliding::parse(&key.window)?;
+        Some(Self {
+            members: bucket.member_ids(),
+            lock_key: format!(
+                "slide|{tenant}|{owner}|{}|{}:{}",
+                key.meter, bucket.length, bucket.width
+            ),
+        })
     }
 }
 

@@ -10,4 +10,5 @@ pub use gates::{
     GateStatus, ReserveTerms, Subject, TermsError,
 };
 pub use overrides::{active_override, apply_to_gates, LimitOverride, OverrideTarget};
+pub use sliding::Sliding;
 pub use window::{span, Span};

@@ -86,6 +86,16 @@ impl Sliding {
             .unwrap_or_else(|| Utc::now() + Duration::seconds(self.length))
     }
 
+    /// When room next frees: [`Sliding::leaves_at`] of the oldest counted bucket holding
+    /// usage, given each member's usage in [`Sliding::member_ids`] order (oldest first);
+    /// `None` when none holds any.
+    pub fn frees_at(&self, usage: &[i64]) -> Option<DateTime<Utc>> {
+        let first = self.bucket - self.span_buckets();
+        let oldest = usage.iter().position(|&used| used != 0)?;
+        let offset = i64::try_from(oldest).ok()?;
+        Some(self.leaves_at(first + offset))
+    }
+
     /// The first instant of this bucket.
     pub fn start(&self) -> DateTime<Utc> {
         Utc.timestamp_opt(self.bucket.saturating_mul(self.width), 0)
@@ -138,6 +148,19 @@ mod tests {
         assert!(!gone.counts(&s));
         let just_before = Sliding::at(3_600, leaves - Duration::seconds(1));
         assert!(just_before.counts(&s));
+    }
+
+    #[test]
+    fn room_frees_when_the_oldest_bucket_with_usage_leaves() {
+        let s = Sliding::at(3_600, at("2026-11-22T10:00:30Z"));
+        let mut usage = vec![0; s.member_ids().len()];
+        assert_eq!(s.frees_at(&usage), None);
+        usage[5] = 2;
+        usage[60] = 1;
+        // Bucket 5 of 61 started at 09:05 and leaves an hour and a bucket later.
+        assert_eq!(s.frees_at(&usage), Some(at("2026-11-22T10:06:00Z")));
+        usage[0] = 1;
+        assert_eq!(s.frees_at(&usage), Some(at("2026-11-22T10:01:00Z")));
     }
 
     #[test]

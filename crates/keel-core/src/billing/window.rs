@@ -1,20 +1,23 @@
 //! Windows: the calendar day, week (Monday first) or month a moment falls in, in a time
-//! zone; a subscription's billing cycle; or a fixed-length period.
+//! zone; a subscription's billing cycle; or the current bucket of a sliding window.
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
+use super::sliding::Sliding;
 use crate::manifest::Window;
 
 /// The window `now` falls in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Span {
     /// Stable id, part of the counter key: `day:2026-11-21`, `week:2026-11-16`,
-    /// `month:2026-11`, `cycle:<start>`, `period:<seconds>:<n>`.
+    /// `month:2026-11`, `cycle:<start>`, or for `rolling:<d>` the current bucket
+    /// `slide:<length>:<width>:<bucket>`.
     pub id: String,
-    /// First instant.
+    /// First instant (`now - length` for a sliding window).
     pub start: DateTime<Utc>,
-    /// First instant of the next window.
+    /// First instant of the next window; for a sliding window, when its oldest counted
+    /// bucket leaves (the end of the current bucket).
     pub end: DateTime<Utc>,
 }
 
@@ -79,16 +82,22 @@ pub fn span(
             _ => month(tz, today, "cycle"),
         },
         Window::Rolling(length) => {
-            // Fixed-length periods counted from the Unix epoch.
             let secs = i64::try_from(length.as_secs().max(1)).unwrap_or(i64::MAX);
-            let n = now.timestamp().div_euclid(secs);
-            let start = Utc.timestamp_opt(n * secs, 0).single().unwrap_or(now);
-            Span {
-                id: format!("period:{secs}:{n}"),
-                start,
-                end: start + Duration::seconds(secs),
-            }
+            rolling(secs, now)
         }
+    }
+}
+
+/// A sliding window: the id of the bucket `now` falls in, `start` = `now - length`, and
+/// `end` = the end of the current bucket, which is exactly when the oldest counted bucket
+/// leaves the window — the earliest moment usage can free room (see [`Sliding`]).
+fn rolling(length: i64, now: DateTime<Utc>) -> Span {
+    let bucket = Sliding::at(length, now);
+    let oldest = bucket.bucket - bucket.span_buckets();
+    Span {
+        id: bucket.id(),
+        start: now - Duration::seconds(bucket.length),
+        end: bucket.leaves_at(oldest),
     }
 }
 
@@ -185,12 +194,31 @@ mod tests {
     }
 
     #[test]
-    fn fixed_periods_are_counted_from_the_epoch() {
+    fn a_rolling_window_is_the_current_bucket_and_reopens_when_the_oldest_leaves() {
         let len = Window::Rolling(DurationSpec::from_secs(3600).unwrap());
-        let a = span(&len, chrono_tz::UTC, at("2026-11-21T10:59:59Z"), None);
-        let b = span(&len, chrono_tz::UTC, at("2026-11-21T11:00:00Z"), None);
-        assert_ne!(a.id, b.id);
-        assert_eq!(a.end, b.start);
-        assert_eq!(b.end - b.start, Duration::hours(1));
+        let now = at("2026-11-21T10:59:59Z");
+        let s = span(&len, chrono_tz::UTC, now, None);
+        let bucket = Sliding::at(3600, now);
+        assert_eq!(s.id, bucket.id());
+        assert_eq!(bucket.width, 60);
+        assert_eq!(s.start, now - Duration::hours(1));
+        // The oldest counted bucket (09:59) leaves when the current one (10:59) ends.
+        assert_eq!(s.end, at("2026-11-21T11:00:00Z"));
+        let oldest = Sliding::parse(&bucket.member_ids()[0]).unwrap();
+        assert_eq!(oldest.start(), at("2026-11-21T09:59:00Z"));
+        let next = span(&len, chrono_tz::UTC, s.end, None);
+        assert_ne!(next.id, s.id);
+        assert!(!Sliding::at(3600, s.end).counts(&oldest));
+    }
+
+    #[test]
+    fn rolling_ids_are_time_zone_independent_and_never_fixed_periods() {
+        let len = Window::Rolling(DurationSpec::from_secs(86_400).unwrap());
+        let now = at("2026-11-21T10:00:00Z");
+        let utc = span(&len, chrono_tz::UTC, now, None);
+        let paris = span(&len, chrono_tz::Europe::Paris, now, None);
+        assert_eq!(utc, paris);
+        assert!(utc.id.starts_with("slide:86400:1440:"), "{}", utc.id);
+        assert!(Sliding::parse(&utc.id).is_some());
     }
 }

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use keel_core::billing::{active_override, limit_code, span, window_zone, OverrideTarget};
+use keel_core::billing::{
+    active_override, limit_code, span, window_zone, OverrideTarget, Sliding, Span,
+};
 use keel_core::ids::UserId;
 use keel_core::manifest::{LimitScope, Window};
 use keel_store::{CounterKey, TenantScope};
@@ -36,7 +38,8 @@ pub struct MeterOut {
     pub remaining: Option<i64>,
     /// Whole percent of the limit used (0–100+); null when unlimited.
     pub percent_used: Option<i64>,
-    /// When the window resets (RFC 3339).
+    /// When the window resets (RFC 3339); for a rolling window, when the oldest usage it
+    /// counts leaves it (null when it counts none).
     pub resets_at: Option<String>,
     /// The code a reservation beyond the limit gets.
     pub code: Option<String>,
@@ -67,6 +70,9 @@ pub struct EntitlementsOut {
     pub balance_held_micros: Option<i64>,
 }
 
+/// (meter, window name, limit, span, code, scope)
+type Row = (String, &'static str, i64, Span, &'static str, LimitScope);
+
 fn window_name(w: &Window) -> &'static str {
     match w {
         Window::Day => "day",
@@ -92,8 +98,7 @@ pub async fn entitlements(
         .ok_or_else(|| ApiError::internal("plan vanished from the manifest"))?;
     let tz = window_zone(manifest, plan, choice.timezone);
     let addons: Vec<&str> = choice.addons.iter().map(String::as_str).collect();
-    // (meter, window name, limit, span, code, scope)
-    let mut rows = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     for (meter, limit) in &plan.limits {
         let s = span(&limit.window, tz, now, choice.cycle);
         let value = plan.effective_limit(meter, &addons).unwrap_or(limit.limit);
@@ -125,19 +130,15 @@ pub async fn entitlements(
             ));
         }
     }
-    let keys: Vec<CounterKey> = rows
-        .iter()
-        .map(|(m, _, _, s, _, scope)| counter_key(*scope, m, &s.id))
-        .collect();
-    let values = state.store().counters(scope, user, &keys).await?;
+    let usages = usage_of(state, scope, user, &rows).await?;
     let overrides = super::levers::overrides_for(state.store(), scope, user).await?;
     let mut meters = Vec::new();
-    for ((meter, window, limit, s, code, limit_scope), v) in rows.into_iter().zip(values) {
+    for ((meter, window, limit, _, code, limit_scope), v) in rows.into_iter().zip(usages) {
         let active = OverrideTarget::of_gate_code(code)
             .filter(|_| limit_scope != LimitScope::Tenant)
             .and_then(|t| active_override(&overrides, &meter, t, now));
         let limit = active.map_or(limit, |o| o.apply(limit));
-        let used = v.committed + v.reserved;
+        let used = v.used;
         let remaining = (limit - used).max(0);
         let def = manifest.meters.get(&meter);
         let human = def.and_then(|d| {
@@ -162,7 +163,7 @@ pub async fn entitlements(
             } else {
                 100
             }),
-            resets_at: Some(s.end.to_rfc3339()),
+            resets_at: v.resets_at.map(|t| t.to_rfc3339()),
             code: Some(code.to_string()),
             overridden: active.is_some(),
             human,
@@ -192,6 +193,53 @@ pub async fn entitlements(
         balance_micros,
         balance_held_micros,
     })
+}
+
+/// One row's standing: committed + reserved, the reserved part, and when it resets.
+struct Usage {
+    used: i64,
+    reserved: i64,
+    resets_at: Option<DateTime<Utc>>,
+}
+
+/// Reads every row's counters in one call: a fixed window's one counter, or every bucket
+/// a rolling window counts (summed; it resets when its oldest bucket with usage leaves).
+async fn usage_of(
+    state: &AppState,
+    scope: &TenantScope,
+    user: UserId,
+    rows: &[Row],
+) -> Result<Vec<Usage>, ApiError> {
+    let windows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(_, _, _, s, _, _)| {
+            Sliding::parse(&s.id).map_or_else(|| vec![s.id.clone()], |b| b.member_ids())
+        })
+        .collect();
+    let keys: Vec<CounterKey> = rows
+        .iter()
+        .zip(&windows)
+        .flat_map(|((m, _, _, _, _, limit_scope), ids)| {
+            ids.iter().map(|id| counter_key(*limit_scope, m, id))
+        })
+        .collect();
+    let values = state.store().counters(scope, user, &keys).await?;
+    let mut values = values.into_iter();
+    let mut out = Vec::with_capacity(rows.len());
+    for ((_, _, _, s, _, _), ids) in rows.iter().zip(&windows) {
+        let part: Vec<_> = values.by_ref().take(ids.len()).collect();
+        let per_bucket: Vec<i64> = part.iter().map(|v| v.committed + v.reserved).collect();
+        let resets_at = match Sliding::parse(&s.id) {
+            Some(bucket) => bucket.frees_at(&per_bucket),
+            None => Some(s.end),
+        };
+        out.push(Usage {
+            used: per_bucket.iter().sum(),
+            reserved: part.iter().map(|v| v.reserved).sum(),
+            resets_at,
+        });
+    }
+    Ok(out)
 }
 
 /// English plural of a label: `refactor` → `refactors`, `reply` → `replies`.

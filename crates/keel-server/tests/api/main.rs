@@ -7,6 +7,7 @@ mod api_keys;
 mod billing;
 mod billing_levers;
 mod billing_priced;
+mod billing_rolling;
 mod billing_tenant;
 mod billing_usage;
 mod billing_walk;

@@ -4,8 +4,8 @@ use keel_core::ids::{ReservationId, UserId};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
 
-use super::{billing_accounts, PostgresStore};
-use crate::billing_calc::{self, in_lock_order, owner_of};
+use super::{billing_accounts, billing_sliding, PostgresStore};
+use crate::billing_calc::{self, in_lock_order, owner_of, SlidingGate};
 use crate::billing_rows::{self, reservation_columns};
 use crate::error::map_sqlx;
 use crate::rows::Columns;
@@ -20,6 +20,7 @@ use crate::{
 /// lock and re-checks its condition on the newest committed row, so a limit of N admits
 /// exactly N. Counters are locked in key order, then the balance, and the counter locks
 /// are taken last, just before `COMMIT`, so the hottest rows are held for the shortest time.
+/// A sliding-window gate first takes its window's advisory lock (see [`billing_sliding`]).
 pub(super) async fn reserve(
     store: &PostgresStore,
     scope: &TenantScope,
@@ -37,11 +38,23 @@ pub(super) async fn reserve(
     let user = record.user_id.to_string();
     for gate in in_lock_order(&record.gates) {
         let owner = owner_of(&gate.key, &user);
-        if !take_gate(&mut tx, &tenant, owner, gate).await? {
+        let sliding = SlidingGate::of(&tenant, owner, &gate.key);
+        let taken = match &sliding {
+            Some(sliding) => billing_sliding::take(&mut tx, &tenant, owner, gate, sliding).await?,
+            None => take_gate(&mut tx, &tenant, owner, gate).await?,
+        };
+        if !taken {
             tx.rollback().await.map_err(map_sqlx)?;
-            let (committed, reserved) =
-                counter(store.pool(), &tenant, record.user_id, &gate.key).await?;
-            let used = committed + reserved;
+            let used = match &sliding {
+                Some(sliding) => {
+                    billing_sliding::used(store.pool(), &tenant, owner, gate, sliding).await?
+                }
+                None => {
+                    let (committed, reserved) =
+                        counter(store.pool(), &tenant, record.user_id, &gate.key).await?;
+                    committed + reserved
+                }
+            };
             let gate = gate.clone();
             return Ok(ReserveOutcome::Refused { gate, used });
         }

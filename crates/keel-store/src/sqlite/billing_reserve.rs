@@ -5,9 +5,10 @@ use keel_core::ids::{ReservationId, UserId};
 use rusqlite::{params, Connection, OptionalExtension};
 use sqlx::SqliteExecutor;
 
+use super::billing_sliding;
 use super::lite::{self, map_lite, Lite};
 use super::writer::Step;
-use crate::billing_calc::{self, in_lock_order, owner_of};
+use crate::billing_calc::{self, in_lock_order, owner_of, SlidingGate};
 use crate::billing_rows::{self, reservation_columns};
 use crate::error::map_sqlx;
 use crate::rows::Columns;
@@ -16,8 +17,9 @@ use crate::{
 };
 
 /// The writer runs one operation at a time, so every conditional update below sees all
-/// earlier ones, and a key's first use is seen by the next. The reservation is inserted
-/// first (claiming its key); a refusal undoes it with everything else.
+/// earlier ones (a sliding-window gate's sum over its buckets included), and a key's first
+/// use is seen by the next. The reservation is inserted first (claiming its key); a
+/// refusal undoes it with everything else.
 pub(super) fn reserve(
     conn: &Connection,
     tenant: &str,
@@ -32,9 +34,19 @@ pub(super) fn reserve(
     let user = record.user_id.to_string();
     for gate in in_lock_order(&record.gates) {
         let owner = owner_of(&gate.key, &user);
-        if !take_gate(conn, tenant, owner, gate)? {
-            let (committed, reserved) = counter_in(conn, tenant, owner, &gate.key)?;
-            let used = committed + reserved;
+        let sliding = SlidingGate::of(tenant, owner, &gate.key);
+        let taken = match &sliding {
+            Some(sliding) => billing_sliding::take(conn, tenant, owner, gate, sliding)?,
+            None => take_gate(conn, tenant, owner, gate)?,
+        };
+        if !taken {
+            let used = match &sliding {
+                Some(sliding) => billing_sliding::used(conn, tenant, owner, gate, sliding)?,
+                None => {
+                    let (committed, reserved) = counter_in(conn, tenant, owner, &gate.key)?;
+                    committed + reserved
+                }
+            };
             let gate = gate.clone();
             return Ok(Step::Undo(ReserveOutcome::Refused { gate, used }));
         }

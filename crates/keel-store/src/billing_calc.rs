@@ -331,3 +331,40 @@ pub(crate) fn mismatches(stored: &Tally, expected: &Tally) -> Vec<CounterMismatc
 
 #[cfg(test)]
 mod tests;
+
+/// Answers a batch of counter keys from the rows one query read (`(owner, meter, window,
+/// committed, reserved)` for the user's and the tenant's counters in the keys' windows), in
+/// the keys' order; a key without a row reads as zero.
+pub(crate) fn counter_values(
+    keys: &[CounterKey],
+    user: &str,
+    rows: Vec<(String, String, String, i64, i64)>,
+) -> Vec<crate::CounterValue> {
+    let found: std::collections::HashMap<(String, String, String), (i64, i64)> = rows
+        .into_iter()
+        .map(|(owner, meter, window, c, r)| ((owner, meter, window), (c, r)))
+        .collect();
+    keys.iter()
+        .map(|key| {
+            let id = (
+                owner_of(key, user).to_string(),
+                key.meter.clone(),
+                key.window.clone(),
+            );
+            let (committed, reserved) = found.get(&id).copied().unwrap_or((0, 0));
+            crate::CounterValue {
+                key: key.clone(),
+                committed,
+                reserved,
+            }
+        })
+        .collect()
+}
+
+/// The distinct windows of a batch of keys (the batched read filters on them).
+pub(crate) fn windows_of(keys: &[CounterKey]) -> Vec<String> {
+    let mut windows: Vec<String> = keys.iter().map(|k| k.window.clone()).collect();
+    windows.sort();
+    windows.dedup();
+    windows
+}

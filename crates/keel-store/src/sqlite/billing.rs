@@ -101,19 +101,26 @@ impl BillingStore for SqliteStore {
         user: UserId,
         keys: &[CounterKey],
     ) -> StoreResult<Vec<CounterValue>> {
-        let tenant = scope.tenant().to_string();
-        let mut conn = self.pool().acquire().await.map_err(map_sqlx)?;
-        let mut values = Vec::with_capacity(keys.len());
-        for key in keys {
-            let (committed, reserved) =
-                billing_reserve::counter(&mut *conn, &tenant, user, key).await?;
-            values.push(CounterValue {
-                key: key.clone(),
-                committed,
-                reserved,
-            });
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(values)
+        // One query for the whole batch (an entitlements answer reads dozens of keys).
+        let user_id = user.to_string();
+        let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+            r#"SELECT owner, meter, "window", committed, reserved FROM quota_counters
+               WHERE tenant_id = ?1 AND owner IN (?2, 'tenant')
+                 AND "window" IN (SELECT value FROM json_each(?3))"#,
+        )
+        .bind(scope.tenant().to_string())
+        .bind(&user_id)
+        .bind(
+            serde_json::to_string(&crate::billing_calc::windows_of(keys))
+                .map_err(|e| crate::StoreError::Driver(e.to_string()))?,
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_sqlx)?;
+        Ok(crate::billing_calc::counter_values(keys, &user_id, rows))
     }
 
     async fn usage(

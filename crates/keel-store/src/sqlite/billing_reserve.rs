@@ -1,7 +1,7 @@
 //! Reserving quota: the idempotency key, every gate and the prepaid hold, all or nothing.
 //! The write runs on the billing writer (see [`super::writer`]); reads use the pool.
 
-use keel_core::ids::{ReservationId, UserId};
+use keel_core::ids::ReservationId;
 use rusqlite::{params, Connection, OptionalExtension};
 use sqlx::SqliteExecutor;
 
@@ -11,7 +11,6 @@ use super::writer::Step;
 use crate::billing_calc::{self, in_lock_order, owner_of, SlidingGate};
 use crate::billing_rows::{self, reservation_columns};
 use crate::error::map_sqlx;
-use crate::rows::Columns;
 use crate::{
     CounterKey, Gate, NewReservation, ReservationRecord, ReserveOutcome, StoreError, StoreResult,
 };
@@ -233,27 +232,3 @@ pub(super) async fn get(
     Ok(billing_rows::reservation(&row)?.0)
 }
 
-/// A counter's (committed, reserved), the user's or their tenant's as `key` says; (0, 0)
-/// when it has no row yet.
-pub(super) async fn counter(
-    db: impl SqliteExecutor<'_>,
-    tenant: &str,
-    user: UserId,
-    key: &CounterKey,
-) -> StoreResult<(i64, i64)> {
-    let row = sqlx::query(
-        r#"SELECT committed, reserved FROM quota_counters
-           WHERE tenant_id = ? AND owner = ? AND meter = ? AND "window" = ?"#,
-    )
-    .bind(tenant)
-    .bind(owner_of(key, &user.to_string()))
-    .bind(&key.meter)
-    .bind(&key.window)
-    .fetch_optional(db)
-    .await
-    .map_err(map_sqlx)?;
-    match row {
-        Some(row) => Ok((row.int("committed")?, row.int("reserved")?)),
-        None => Ok((0, 0)),
-    }
-}

@@ -231,4 +231,3 @@ pub(super) async fn get(
     .ok_or(StoreError::NotFound)?;
     Ok(billing_rows::reservation(&row)?.0)
 }
-

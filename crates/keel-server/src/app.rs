@@ -117,6 +117,12 @@ impl Application {
         &self.state
     }
 
+    /// The assembled API router, every layer included, to drive in process without a
+    /// socket (benchmarks). Requests carry no `ConnectInfo` unless the caller adds it.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting, drains in-flight requests
     /// for at most the grace period, and closes the store.
     pub async fn run_until_stopped(

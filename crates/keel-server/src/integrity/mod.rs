@@ -3,7 +3,7 @@
 //! hold across nodes, idempotency keys on every mutating request, and the browser-facing security headers and CORS.
 
 pub mod client_ip;
-pub(crate) mod headers;
+pub mod headers;
 pub mod idempotency;
 pub mod limiter;
 pub mod limiter_memory;

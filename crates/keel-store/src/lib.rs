@@ -7,6 +7,7 @@
 mod audit;
 mod billing;
 mod billing_calc;
+mod billing_records;
 mod billing_rows;
 mod connect;
 mod error;

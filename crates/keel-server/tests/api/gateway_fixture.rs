@@ -122,11 +122,27 @@ pub struct Gw {
 }
 
 pub async fn gateway() -> Gw {
+    gateway_with(|_| {}).await
+}
+
+/// As [`gateway`], with settings changed by `tweak`.
+pub async fn gateway_with(tweak: impl FnOnce(&mut keel_server::Settings)) -> Gw {
     // Every test sets the same value, so concurrent tests agree.
     std::env::set_var(KEY_ENV, KEY);
     let sim = sim(MODES).await;
-    let app = spawn_full(&manifest(&sim), |_| {}).await;
+    let app = spawn_full(&manifest(&sim), tweak).await;
     Gw { app, sim }
+}
+
+/// A second node beside `first`: same database (and data dir), same upstream, `tweak`ed.
+pub async fn second_node(first: &Gw, tweak: impl FnOnce(&mut keel_server::Settings)) -> TestApp {
+    let shared = first.app.state.settings().clone();
+    spawn_full(&manifest(&first.sim), |s| {
+        tweak(s);
+        s.data_dir = shared.data_dir.clone();
+        s.database_url = shared.database_url.clone();
+    })
+    .await
 }
 
 impl Gw {

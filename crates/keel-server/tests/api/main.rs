@@ -17,6 +17,7 @@ mod gateway_enforce;
 mod gateway_faults;
 mod gateway_fixture;
 mod gateway_providers;
+mod gateway_shared;
 mod gateway_sim;
 mod gateway_streams;
 mod helpers;

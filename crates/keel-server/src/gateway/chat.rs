@@ -18,10 +18,9 @@ use keel_core::gateway::openai::Usage;
 use keel_core::gateway::{
     clamp_max_tokens, resolve, weighted_order, ChatCompletion, ChatRequest, MaxTokensField,
 };
-use keel_core::manifest::Pricing;
+use keel_core::manifest::{Pricing, Route};
 use keel_core::money::Micros;
 use tokio::time::Instant;
-use utoipa::ToSchema;
 
 use super::dispatch::{self, DispatchCtx};
 use super::errors::{no_deployment, rejected, route_error, upstream_error, Step};
@@ -29,6 +28,7 @@ use super::headers::{self, Overhead};
 use super::metering::{self, Ask};
 use super::providers::Provider;
 use super::registry::Deployed;
+use super::schema::{ChatCompletionIn, ChatCompletionOut};
 use super::settle::{Call, End};
 use super::{request, safety, stream, tokens};
 use crate::billing::{levers, plan_for};
@@ -40,53 +40,6 @@ use crate::{ApiError, AppState, RequestId};
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 /// Longest a call may take when its route sets no `timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// An OpenAI Chat Completions request (documentation only: the body is read as OpenAI's
-/// full request, every other field passed through).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ChatCompletionIn {
-    /// A route name (`GET /v1/models`) or a model class such as `L1`.
-    model: String,
-    /// The conversation: `{role, content, tool_calls?, tool_call_id?}`.
-    #[schema(value_type = Vec<Object>)]
-    messages: Vec<serde_json::Value>,
-    /// Stream server-sent events.
-    stream: Option<bool>,
-    /// `{"include_usage": true}` adds the usage chunk to a stream.
-    #[schema(value_type = Option<Object>)]
-    stream_options: Option<serde_json::Value>,
-    /// Cap on generated tokens (clamped to the route's cap).
-    max_tokens: Option<u32>,
-    /// Cap on generated tokens (clamped to the route's cap).
-    max_completion_tokens: Option<u32>,
-    /// Function tools.
-    #[schema(value_type = Option<Vec<Object>>)]
-    tools: Option<Vec<serde_json::Value>>,
-    /// `{"type": "json_object"}` or `json_schema`.
-    #[schema(value_type = Option<Object>)]
-    response_format: Option<serde_json::Value>,
-    /// The end user, passed upstream.
-    user: Option<String>,
-}
-
-/// An OpenAI chat completion (documentation only).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ChatCompletionOut {
-    /// Completion id.
-    id: String,
-    /// `chat.completion`.
-    object: String,
-    /// The upstream model that answered.
-    model: String,
-    /// One choice: `{index, message, finish_reason}`.
-    #[schema(value_type = Vec<Object>)]
-    choices: Vec<serde_json::Value>,
-    /// `{prompt_tokens, completion_tokens, total_tokens}`.
-    #[schema(value_type = Object)]
-    usage: serde_json::Value,
-}
 
 /// Creates a chat completion (OpenAI-compatible; `stream: true` answers with server-sent events).
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "gateway", operation_id = "v1.chat.completions.create",
@@ -174,37 +127,20 @@ async fn admit(
         Ok(flagged) => flagged,
         Err(e) => return Err(refund(state, charge, rejected(Step::Safety, e)).await),
     };
-    let pricing_of = |d: &Deployed| {
-        route
-            .deployments
-            .get(d.index)
-            .and_then(|d| route.pricing_for(d))
-            .copied()
-    };
-    let most = deployed
-        .iter()
-        .filter_map(pricing_of)
-        .map(|p| max_cost(&p, prompt_bound, max_completion))
-        .max()
-        .unwrap_or(Micros::ZERO);
+    let up = upstreams(route, deployed, prompt_bound, max_completion);
     let call_id = uuid::Uuid::now_v7().simple().to_string();
     let ask = Ask {
         user: uid,
         route,
         call_id: &call_id,
         max_tokens,
-        max_cost: most.0,
+        max_cost: up.most.0,
         stream: request.is_stream(),
     };
     let (held, budget) = match metering::admit(state, &scope, &ask).await {
         Ok(admitted) => admitted,
         Err(e) => return Err(refund(state, charge, e).await),
     };
-    let weights: Vec<u32> = deployed.iter().map(|d| d.weight).collect();
-    let ordered: Vec<&Deployed> = weighted_order(&weights, rand::random())
-        .into_iter()
-        .filter_map(|i| deployed.get(i))
-        .collect();
     let timeout = route.timeout.map_or(DEFAULT_TIMEOUT, |t| t.as_duration());
     let call = Call {
         state: state.clone(),
@@ -223,14 +159,53 @@ async fn admit(
     };
     Ok(Admitted {
         call: Arc::new(call),
-        providers: ordered.iter().map(|d| d.provider.clone()).collect(),
-        prices: ordered.iter().map(|d| pricing_of(d)).collect(),
+        providers: up.providers,
+        prices: up.prices,
         deadline: Instant::now() + timeout,
-        reserved: budget.unwrap_or(most.0),
+        reserved: budget.unwrap_or(up.most.0),
         budget,
         prompt_estimate: prompt_estimate(&request),
         request,
     })
+}
+
+/// The deployments in the order to try (the first drawn by weight), their prices, and
+/// the most the call may cost on the priciest of them.
+struct Upstreams {
+    providers: Vec<Arc<dyn Provider>>,
+    prices: Vec<Option<Pricing>>,
+    most: Micros,
+}
+
+fn upstreams(
+    route: &Route,
+    deployed: &[Deployed],
+    prompt_bound: u64,
+    max_completion: u64,
+) -> Upstreams {
+    let pricing_of = |d: &Deployed| {
+        route
+            .deployments
+            .get(d.index)
+            .and_then(|d| route.pricing_for(d))
+            .copied()
+    };
+    let most = deployed
+        .iter()
+        .filter_map(pricing_of)
+        .map(|p| max_cost(&p, prompt_bound, max_completion))
+        .max()
+        .unwrap_or(Micros::ZERO);
+    let weights: Vec<u32> = deployed.iter().map(|d| d.weight).collect();
+    let ordered: Vec<&Deployed> = weighted_order(&weights, rand::random())
+        .into_iter()
+        .filter_map(|i| deployed.get(i))
+        .collect();
+    Upstreams {
+        providers: ordered.iter().map(|d| d.provider.clone()).collect(),
+        prices: ordered.iter().map(|d| pricing_of(d)).collect(),
+        most,
+    }
 }
 
 /// Undoes a token charge for a call refused after it, passing the refusal on.

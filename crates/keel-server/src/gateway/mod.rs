@@ -12,6 +12,7 @@ pub mod providers;
 pub mod registry;
 mod request;
 pub mod safety;
+mod schema;
 pub mod settle;
 pub mod stream;
 pub mod tokens;

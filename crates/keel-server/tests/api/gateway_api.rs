@@ -170,3 +170,54 @@ async fn a_model_class_resolves_to_its_route_and_caps_clamp_max_tokens() {
     assert_eq!(sent["path"], "/v1/messages", "{sent}");
     assert_eq!(sent["body"]["max_tokens"], 1000, "{sent}");
 }
+
+#[tokio::test]
+async fn every_call_is_audited_and_counted() {
+    let gw = gateway().await;
+    let (access, user) = gw.user_on(None).await;
+    let res = gw.chat(&access, ask("chat-openai", "audit me")).await;
+    let request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = res.json().await.unwrap();
+    let id: keel_core::ids::UserId = user.parse().unwrap();
+    let record = gw.app.state.store().locate_user(id).await.unwrap().unwrap();
+    let scope = keel_store::TenantScope::new(record.tenant_id);
+    let query = keel_store::AuditQuery {
+        action: Some("gateway.call".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let events = gw
+        .app
+        .state
+        .store()
+        .list_audit(&scope, &query)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(e.request_id.as_deref(), Some(request_id.as_str()));
+    assert_eq!(e.actor, user);
+    let d = &e.data;
+    assert_eq!(
+        (d["model_class"].as_str(), d["feature"].as_str()),
+        (Some("L1"), Some("chat"))
+    );
+    assert_eq!(
+        (d["plan"].as_str(), d["outcome"].as_str()),
+        (Some("free"), Some("ok"))
+    );
+    assert_eq!(d["cache_hit"], false);
+    assert_eq!(d["completion_tokens"], body["usage"]["completion_tokens"]);
+    assert!(d["cost_micros"].as_i64().unwrap() > 0);
+    let metrics = gw.app.client.get(&gw.app.metrics).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    for name in [
+        "keel_gateway_calls_total",
+        "keel_gateway_tokens_total",
+        "keel_gateway_cost_micros_total",
+        "keel_gateway_overhead_seconds",
+    ] {
+        assert!(text.contains(name), "{name} missing");
+    }
+    assert!(text.contains("model=\"chat-openai\""));
+}

@@ -221,3 +221,41 @@ async fn every_call_is_audited_and_counted() {
     }
     assert!(text.contains("model=\"chat-openai\""));
 }
+
+#[tokio::test]
+async fn usage_over_the_cap_is_billed_as_reported_and_flagged() {
+    let gw = gateway().await;
+    let (access, user) = gw.user_on(None).await;
+    // The cap is 1 token; a forced tool call's arguments take more, whatever the cap.
+    let tools = json!([{"type": "function", "function": {"name": "lookup",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
+    let body = json!({"model": "tiny", "tools": tools, "tool_choice": "required",
+        "messages": [{"role": "user", "content": "weather"}]});
+    let res = gw.chat(&access, body).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let completion = body["usage"]["completion_tokens"].as_i64().unwrap();
+    assert!(completion > 1, "{body}");
+    let total = body["usage"]["total_tokens"].as_i64().unwrap();
+    assert_eq!(
+        gw.usage(&access).await["tokens"],
+        (total, 1),
+        "billed as reported"
+    );
+    let id: keel_core::ids::UserId = user.parse().unwrap();
+    let record = gw.app.state.store().locate_user(id).await.unwrap().unwrap();
+    let scope = keel_store::TenantScope::new(record.tenant_id);
+    let query = keel_store::AuditQuery {
+        action: Some("gateway.call".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let events = gw
+        .app
+        .state
+        .store()
+        .list_audit(&scope, &query)
+        .await
+        .unwrap();
+    assert_eq!(events[0].data["over_token_cap"], true);
+}

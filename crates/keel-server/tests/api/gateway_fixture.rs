@@ -113,6 +113,8 @@ action = "flag"
     );
     m += &route("long", l1, "openai", "long-model", sim);
     m += &route("down", l1, "openai", "down-model", sim);
+    let tiny = "feature = \"chat\"\nmodel_class = \"L1\"\nmax_tokens = 1";
+    m += &route("tiny", tiny, "openai", "sim-tiny", sim);
     m
 }
 

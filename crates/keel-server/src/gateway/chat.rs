@@ -29,7 +29,7 @@ use super::metering::{self, Ask};
 use super::providers::Provider;
 use super::registry::Deployed;
 use super::schema::{ChatCompletionIn, ChatCompletionOut};
-use super::settle::{Call, End};
+use super::settle::{Call, End, Pending};
 use super::{request, safety, stream, tokens};
 use crate::billing::{levers, plan_for};
 use crate::http::error::ErrorEnvelope;
@@ -228,8 +228,10 @@ fn ctx(call: &Call) -> DispatchCtx {
 }
 
 async fn respond(a: Admitted, started: Instant) -> Result<Response, ApiError> {
+    let mut pending = Pending::new(&a.call);
     let upstream_started = Instant::now();
     let result = dispatch::chat(&ctx(&a.call), &a.providers, &a.request, a.deadline).await;
+    pending.defuse();
     let (mut completion, served) = match result {
         Ok(answered) => answered,
         Err(e) => return Err(failed(&a.call, &e).await),
@@ -246,7 +248,7 @@ async fn respond(a: Admitted, started: Instant) -> Result<Response, ApiError> {
         usage: Some(usage),
         outcome: "ok",
     };
-    let cost = a.call.settle(&end).await;
+    let cost = a.call.settle_detached(end).await;
     let overhead = Overhead::new(started, upstream);
     Ok(headers::json(
         Json(completion).into_response(),
@@ -263,8 +265,10 @@ async fn respond_stream(a: Admitted, started: Instant) -> Result<Response, ApiEr
         .as_ref()
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
+    let mut pending = Pending::new(&a.call);
     let upstream_started = Instant::now();
     let result = dispatch::chat_stream(&ctx(&a.call), &a.providers, &a.request, a.deadline).await;
+    pending.defuse();
     let (upstream, served) = match result {
         Ok(opened) => opened,
         Err(e) => return Err(failed(&a.call, &e).await),
@@ -289,14 +293,14 @@ async fn respond_stream(a: Admitted, started: Instant) -> Result<Response, ApiEr
 }
 
 /// Settles a call no upstream answered (nothing billed) and maps the error.
-async fn failed(call: &Call, error: &super::providers::UpstreamError) -> ApiError {
+async fn failed(call: &Arc<Call>, error: &super::providers::UpstreamError) -> ApiError {
     let end = End {
         served: None,
         pricing: None,
         usage: None,
         outcome: "error",
     };
-    call.settle(&end).await;
+    call.settle_detached(end).await;
     rejected(Step::Upstream, upstream_error(error))
 }
 

@@ -4,6 +4,8 @@
 //! from the manifest's price table. Settling twice is harmless: commits replay by
 //! reservation and the stream guard settles at most once.
 
+use std::sync::Arc;
+
 use keel_core::gateway::metering::usage_cost;
 use keel_core::gateway::openai::Usage;
 use keel_core::ids::UserId;
@@ -61,6 +63,16 @@ pub struct End {
 }
 
 impl Call {
+    /// Settles on a task of its own and waits for it: a caller that goes away (a client
+    /// disconnecting drops the handler) cannot leave a settlement half done.
+    pub async fn settle_detached(self: &Arc<Self>, end: End) -> Micros {
+        let call = self.clone();
+        let task = tokio::spawn(crate::http::request_id::carry(async move {
+            call.settle(&end).await
+        }));
+        task.await.unwrap_or(Micros::ZERO)
+    }
+
     /// Bills, corrects, counts and audits the call; returns its cost.
     pub async fn settle(&self, end: &End) -> Micros {
         let state = &self.state;
@@ -149,6 +161,42 @@ impl Call {
         };
         if let Err(e) = self.state.store().append_audit(&self.scope, event).await {
             tracing::error!(error = %e, "audit write failed");
+        }
+    }
+}
+
+/// A call between admission and its answer: if the handler is dropped before it is
+/// defused (the client went away before anything was sent), the call is settled as
+/// `client_closed` with nothing billed: holds released, token charge refunded.
+pub struct Pending(Option<Arc<Call>>);
+
+impl Pending {
+    /// Guards `call`.
+    pub fn new(call: &Arc<Call>) -> Self {
+        Self(Some(call.clone()))
+    }
+
+    /// The call is answered (or handed to a stream, which settles it): nothing to do on drop.
+    pub fn defuse(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let Some(call) = self.0.take() else {
+            return;
+        };
+        let end = End {
+            served: None,
+            pricing: None,
+            usage: None,
+            outcome: "client_closed",
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                call.settle(&end).await;
+            });
         }
     }
 }

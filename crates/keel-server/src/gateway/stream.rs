@@ -66,7 +66,8 @@ impl Guard {
     async fn settle(&mut self, outcome: &'static str) -> Micros {
         self.settled = true;
         let end = self.end(outcome);
-        self.call.settle(&end).await
+        // Detached: the body may be dropped while this runs; the settlement still completes.
+        self.call.settle_detached(end).await
     }
 
     fn cost(&self, tally: &StreamTally) -> i64 {

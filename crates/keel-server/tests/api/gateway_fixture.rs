@@ -16,6 +16,7 @@ pub const MODES: &[&str] = &[
     "slow-model:chunk-delay-ms=40,reply-tokens=400",
     "long-model:reply-tokens=200",
     "down-model:status=503",
+    "lag-model:latency-ms=5000",
 ];
 
 fn deployment(route: &str, kind: &str, model: &str, sim: &SimHandle) -> String {
@@ -113,6 +114,7 @@ action = "flag"
     );
     m += &route("long", l1, "openai", "long-model", sim);
     m += &route("down", l1, "openai", "down-model", sim);
+    m += &route("lag", l1, "openai", "lag-model", sim);
     let tiny = "feature = \"chat\"\nmodel_class = \"L1\"\nmax_tokens = 1";
     m += &route("tiny", tiny, "openai", "sim-tiny", sim);
     m

@@ -94,3 +94,38 @@ async fn an_upstream_cutting_a_stream_ends_it_with_an_error_and_bills_what_was_s
     assert_eq!(usage["cost"], (cost, 1));
     assert_eq!(usage["requests"], (1, 1));
 }
+
+#[tokio::test]
+async fn a_client_leaving_before_the_answer_releases_the_holds() {
+    let gw = gateway().await;
+    // 300 µ a day; a call capped at 130 tokens holds up to 18 + 260 = 278 µ.
+    let (access, _) = gw.user_on(Some("tight")).await;
+    let capped = |model: &str| {
+        let mut body = ask(model, "hi");
+        body["max_tokens"] = json!(130);
+        body
+    };
+    let gone = gw
+        .app
+        .client
+        .post(gw.app.url("/v1/chat/completions"))
+        .bearer_auth(&access)
+        .timeout(Duration::from_millis(300))
+        .json(&capped("lag"))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client gave up");
+    // Once the abandoned call is settled its hold is released and the budget fits again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = gw.chat(&access, capped("chat-openai")).await;
+        if res.status() == 200 {
+            break;
+        }
+        assert_eq!(res.status(), 429);
+        assert!(Instant::now() < deadline, "the hold was never released");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let usage = gw.usage(&access).await;
+    assert_eq!(usage["cost"].1, 1, "only the answered call is billed");
+}

@@ -145,11 +145,7 @@ async fn step(mut run: Run) -> Option<(Bytes, Run)> {
                 run.finished = true;
                 run.upstream = stream::empty().boxed();
                 let cost = run.guard.settle("upstream_cut").await;
-                let kind = if e.output_produced {
-                    "upstream_stream_cut"
-                } else {
-                    e.kind.code()
-                };
+                let kind = e.kind.code();
                 let message = "the upstream stream failed before it was complete";
                 let out = format!(
                     "{}{}",

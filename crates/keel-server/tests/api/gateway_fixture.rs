@@ -17,6 +17,7 @@ pub const MODES: &[&str] = &[
     "long-model:reply-tokens=200",
     "down-model:status=503",
     "lag-model:latency-ms=5000",
+    "malformed-model:malformed-after=4",
 ];
 
 fn deployment(route: &str, kind: &str, model: &str, sim: &SimHandle) -> String {
@@ -115,6 +116,7 @@ action = "flag"
     m += &route("long", l1, "openai", "long-model", sim);
     m += &route("down", l1, "openai", "down-model", sim);
     m += &route("lag", l1, "openai", "lag-model", sim);
+    m += &route("malformed", l1, "openai", "malformed-model", sim);
     let tiny = "feature = \"chat\"\nmodel_class = \"L1\"\nmax_tokens = 1";
     m += &route("tiny", tiny, "openai", "sim-tiny", sim);
     m

@@ -129,3 +129,22 @@ async fn a_client_leaving_before_the_answer_releases_the_holds() {
     let usage = gw.usage(&access).await;
     assert_eq!(usage["cost"].1, 1, "only the answered call is billed");
 }
+
+#[tokio::test]
+async fn a_malformed_chunk_mid_stream_ends_it_with_an_error_and_bills_what_was_sent() {
+    let gw = gateway().await;
+    let (access, _) = gw.user_on(None).await;
+    let res = gw.chat(&access, streamed("malformed", 100)).await;
+    assert_eq!(res.status(), 200);
+    let (data, comments) = sse_events(&res.text().await.unwrap());
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_invalid_response", "{last}");
+    let cost = stream_cost(&comments);
+    assert!(cost > 0);
+    assert_eq!(gw.usage(&access).await["cost"], (cost, 1));
+    // Non-streamed, the same upstream cut halfway through its body is a 502, billed nothing.
+    let (other, _) = gw.user_on(None).await;
+    let res = gw.chat(&other, ask("cut", "hi")).await;
+    assert_eq!(res.status(), 502);
+    assert!(gw.usage(&other).await.is_empty());
+}

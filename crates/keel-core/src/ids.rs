@@ -130,6 +130,11 @@ typed_id!(
     ReservationId, "res", "reservation"
 );
 
+typed_id!(
+    /// A safety precheck hit recorded by the gateway.
+    SafetyEventId, "sev", "safety event"
+);
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

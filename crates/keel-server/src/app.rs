@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::http::middleware as mw;
 use crate::http::{openapi::ApiDoc, request_id};
 use crate::identity::{self, Identity};
-use crate::{admin, billing, integrity};
+use crate::{admin, billing, gateway, integrity};
 use crate::{ops, telemetry, AppState, Settings};
 
 /// Why the server could not start.
@@ -193,6 +193,7 @@ fn assemble(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
         .merge(admin::auth::router())
         .merge(admin::accounts::router())
         .merge(admin::levers::router())
+        .merge(gateway::router())
         .merge(extra)
         .split_for_parts();
     let mut api = api;

@@ -21,6 +21,7 @@ struct Inner {
     identity: Identity,
     redis: Option<redis::aio::ConnectionManager>,
     kill_switches: crate::billing::levers::KillSwitchCache,
+    gateway: crate::gateway::Registry,
     openapi: OnceLock<String>,
 }
 
@@ -33,8 +34,14 @@ impl AppState {
         identity: Identity,
         redis: Option<redis::aio::ConnectionManager>,
     ) -> Self {
+        let gateway = crate::gateway::Registry::build(
+            &manifest,
+            &crate::gateway::providers::process_env,
+            redis.as_ref().map(|r| (r, settings.redis_prefix.as_str())),
+        );
         Self {
             inner: Arc::new(Inner {
+                gateway,
                 store,
                 manifest: Arc::new(manifest),
                 settings,
@@ -69,6 +76,11 @@ impl AppState {
     /// The kill switches as this node last read them.
     pub fn kill_switches(&self) -> &crate::billing::levers::KillSwitchCache {
         &self.inner.kill_switches
+    }
+
+    /// The gateway's providers and token budgets.
+    pub fn gateway(&self) -> &crate::gateway::Registry {
+        &self.inner.gateway
     }
 
     /// The settings the server runs with.

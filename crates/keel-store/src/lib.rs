@@ -18,6 +18,7 @@ pub mod levers;
 mod levers_sql;
 pub mod postgres;
 mod rows;
+mod safety;
 mod scope;
 pub mod sqlite;
 mod system;
@@ -43,6 +44,7 @@ pub use identity::{
     RefreshTokenRecord, Rotation, SessionRecord, SigningKeyRecord, UserRecord, UserStore,
 };
 pub use levers::{KillSwitch, LeverStore, QuotaOverride};
+pub use safety::{NewSafetyEvent, SafetyEvent, SafetyQuery, SafetyStore};
 pub use scope::TenantScope;
 pub use system::{Backend, SchemaStatus, SystemStore};
 
@@ -56,6 +58,7 @@ pub trait Store:
     + BillingStore
     + IdempotencyStore
     + LeverStore
+    + SafetyStore
     + Send
     + Sync
     + 'static
@@ -71,6 +74,7 @@ impl<T> Store for T where
         + BillingStore
         + IdempotencyStore
         + LeverStore
+        + SafetyStore
         + Send
         + Sync
         + 'static

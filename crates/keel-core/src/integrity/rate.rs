@@ -59,6 +59,32 @@ impl Rate {
     pub fn burst(&self) -> u32 {
         self.burst
     }
+
+    /// This limit as seen by one request that costs `cost` cells (e.g. its tokens): the
+    /// emission interval grows `cost` times, the tolerance stays. A cost above the burst is
+    /// charged as the whole burst, so such a request waits for a full bucket instead of
+    /// never being admitted.
+    pub fn weighted(&self, cost: u64) -> Rate {
+        let cells = cost.clamp(1, u64::from(self.burst));
+        Rate {
+            emission: self.emission.saturating_mul(cells).min(self.tolerance),
+            tolerance: self.tolerance,
+            burst: self.burst,
+        }
+    }
+}
+
+/// The TAT after correcting a past charge by `delta_micros` (negative: a refund): never
+/// before `now` (a refund cannot earn more than a full burst), never beyond the tolerance.
+pub fn adjust(stored: Option<u64>, now: u64, rate: &Rate, delta_micros: i64) -> u64 {
+    let now = now.min(MAX_MICROS);
+    let tat = current(stored, now, rate);
+    let moved = if delta_micros >= 0 {
+        tat.saturating_add(delta_micros.unsigned_abs())
+    } else {
+        tat.saturating_sub(delta_micros.unsigned_abs())
+    };
+    moved.clamp(now, now.saturating_add(rate.tolerance))
 }
 
 /// The decision for one limit.

@@ -19,6 +19,9 @@ pub struct RateLimit {
     pub per: DurationSpec,
     /// Requests allowed at once after idling; defaults to `requests`, must be >= 1.
     pub burst: Option<u32>,
+    /// Gateway only: tokens allowed per period (each request is charged its maximum
+    /// tokens at admission and corrected to its actual usage after); > 0.
+    pub tokens: Option<u32>,
 }
 
 impl RateLimit {
@@ -30,6 +33,13 @@ impl RateLimit {
     /// The limit in GCRA terms; `None` for a zero rate (refused by validation).
     pub fn rate(&self) -> Option<Rate> {
         Rate::new(self.requests, self.per.as_duration(), self.burst())
+    }
+
+    /// The token budget in GCRA terms (one cell per token, the whole budget as burst);
+    /// `None` when no token budget is declared.
+    pub fn token_rate(&self) -> Option<Rate> {
+        let tokens = self.tokens?;
+        Rate::new(tokens, self.per.as_duration(), tokens)
     }
 }
 
@@ -235,6 +245,7 @@ mod tests {
             requests,
             per: DurationSpec::from_secs(60).unwrap(),
             burst: None,
+            tokens: None,
         }
     }
 

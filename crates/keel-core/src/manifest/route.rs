@@ -19,12 +19,16 @@ pub struct Route {
     pub plans: PlanSelector,
     /// Model class (e.g. `L1`); when set, the user's plan must list it in `model_classes`.
     pub model_class: Option<String>,
-    /// Cap on tokens (prompt + completion) per request; > 0.
+    /// Cap on generated tokens per request (`max_tokens` / `max_completion_tokens` are
+    /// clamped to it, and usage is checked against it after generation); > 0.
     pub max_tokens: Option<u32>,
     /// Meter charged one unit per request.
     pub request_meter: Option<String>,
     /// Meter charged the request's total tokens.
     pub token_meter: Option<String>,
+    /// Meter charged the call's cost in micros (a budget: plan limits on it per day, user or
+    /// tenant scope); the maximum possible cost is reserved before the upstream call.
+    pub cost_meter: Option<String>,
     /// Upstream timeout per attempt.
     pub timeout: Option<DurationSpec>,
     /// Free text.

@@ -17,6 +17,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     details: Option<Value>,
+    // Boxed: keeps `ApiError` small enough to return by value everywhere.
+    param: Option<Box<str>>,
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -37,6 +39,9 @@ pub struct ErrorBody {
     /// OpenAI-style error family, e.g. `invalid_request_error`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The request field at fault, OpenAI style (`messages`, `max_tokens`), when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
     /// The request's id, as in the `x-request-id` header.
     pub request_id: String,
     /// Structured facts about the error (field, position, limits…).
@@ -52,8 +57,20 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            param: None,
             headers: Vec::new(),
         }
+    }
+
+    /// Names the request field at fault (OpenAI's `param`).
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into().into_boxed_str());
+        self
+    }
+
+    /// The structured details, if any.
+    pub fn details(&self) -> Option<&Value> {
+        self.details.as_ref()
     }
 
     /// Adds structured details.
@@ -126,6 +143,7 @@ impl IntoResponse for ApiError {
                 code: self.code.to_string(),
                 kind: self.kind().to_string(),
                 message: self.message,
+                param: self.param.map(String::from),
                 request_id: request_id::current().unwrap_or_default(),
                 details: self
                     .details

@@ -28,6 +28,11 @@ pub trait Limiter: Send + Sync {
     /// new states are stored only if all of them admit it.
     async fn decide(&self, limits: &[KeyedRate]) -> Result<Outcome, LimiterError>;
 
+    /// Corrects an earlier charge on one limit by `delta_micros` of its TAT (negative: a
+    /// refund), e.g. a token budget charged a request's maximum tokens at admission and
+    /// corrected to its actual usage after (see `keel_core::integrity::rate::adjust`).
+    async fn adjust(&self, limit: &KeyedRate, delta_micros: i64) -> Result<(), LimiterError>;
+
     /// A short name for logs and metrics (`memory`, `redis`).
     fn name(&self) -> &'static str;
 }

@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use keel_core::integrity::rate::{check_all, Outcome};
+use keel_core::integrity::rate::{adjust, check_all, Outcome};
 
 use super::limiter::{KeyedRate, Limiter, LimiterError};
 
@@ -101,6 +101,19 @@ impl MemoryLimiter {
     }
 }
 
+impl MemoryLimiter {
+    /// Corrects a charge at an explicit time (microseconds on this limiter's clock).
+    pub fn adjust_at(&self, limit: &KeyedRate, delta_micros: i64, now: u64) {
+        let Some(shard) = self.shards.get(self.shard_of(&limit.key)) else {
+            return;
+        };
+        let mut shard = lock(shard);
+        let stored = shard.tats.get(&limit.key).copied();
+        let tat = adjust(stored, now, &limit.rate, delta_micros);
+        shard.tats.insert(limit.key.clone(), tat);
+    }
+}
+
 impl Shard {
     fn sweep(&mut self, now: u64) {
         if self.tats.len() <= self.sweep_at.max(SWEEP_FLOOR) {
@@ -120,6 +133,11 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 impl Limiter for MemoryLimiter {
     async fn decide(&self, limits: &[KeyedRate]) -> Result<Outcome, LimiterError> {
         Ok(self.decide_at(limits, self.now()))
+    }
+
+    async fn adjust(&self, limit: &KeyedRate, delta_micros: i64) -> Result<(), LimiterError> {
+        self.adjust_at(limit, delta_micros, self.now());
+        Ok(())
     }
 
     fn name(&self) -> &'static str {

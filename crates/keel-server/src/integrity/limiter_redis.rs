@@ -57,11 +57,38 @@ end
 return out
 ";
 
+/// KEYS: the limit. ARGV: the correction and the tolerance (µs). Mirrors
+/// `keel_core::integrity::rate::adjust`: the TAT moves by the correction, kept within
+/// `[now, now + tolerance]`.
+const ADJUST: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local delta = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local raw = redis.call('GET', KEYS[1])
+local tat = now
+if raw then
+  local stored = tonumber(raw)
+  if stored > now and stored <= now + tolerance then
+    tat = stored
+  end
+end
+tat = math.min(math.max(tat + delta, now), now + tolerance)
+if tat > now then
+  local ttl = math.ceil((tat - now) / 1000) + 1
+  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', ttl)
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+";
+
 /// Rate-limit state in Redis, under `<prefix>rl:`.
 pub struct RedisLimiter {
     conn: ConnectionManager,
     prefix: String,
     script: Script,
+    adjust: Script,
 }
 
 impl RedisLimiter {
@@ -71,6 +98,7 @@ impl RedisLimiter {
             conn,
             prefix: format!("{prefix}rl:"),
             script: Script::new(SCRIPT),
+            adjust: Script::new(ADJUST),
         }
     }
 
@@ -118,6 +146,21 @@ impl Limiter for RedisLimiter {
             return Err(LimiterError("script and GCRA disagree".into()));
         }
         Ok(outcome)
+    }
+
+    async fn adjust(&self, limit: &KeyedRate, delta_micros: i64) -> Result<(), LimiterError> {
+        let mut invocation = self.adjust.prepare_invoke();
+        invocation
+            .key(format!("{}{}", self.prefix, limit.key))
+            .arg(delta_micros)
+            .arg(limit.rate.tolerance_micros());
+        let mut conn = self.conn.clone();
+        let run = invocation.invoke_async::<i64>(&mut conn);
+        tokio::time::timeout(DECISION_TIMEOUT, run)
+            .await
+            .map_err(|_| LimiterError(format!("no answer within {DECISION_TIMEOUT:?}")))?
+            .map(|_| ())
+            .map_err(|e| LimiterError(format!("{:?}: {}", e.kind(), e.detail().unwrap_or("error"))))
     }
 
     fn name(&self) -> &'static str {

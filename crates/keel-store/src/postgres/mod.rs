@@ -12,6 +12,7 @@ mod billing_settle;
 mod billing_sliding;
 mod billing_verify;
 mod idempotency;
+mod safety;
 mod sessions;
 mod users;
 

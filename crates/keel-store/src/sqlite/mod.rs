@@ -13,6 +13,7 @@ mod billing_sliding;
 mod billing_verify;
 mod idempotency;
 mod lite;
+mod safety;
 mod sessions;
 mod users;
 mod writer;

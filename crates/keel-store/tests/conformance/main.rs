@@ -37,6 +37,7 @@ mod billing_tenant;
 mod fixtures;
 mod idempotency;
 mod levers;
+mod safety;
 mod sessions;
 mod users;
 

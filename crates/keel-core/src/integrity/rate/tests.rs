@@ -248,3 +248,41 @@ fn seconds_round_up() {
     assert_eq!(ceil_secs(SEC), 1);
     assert_eq!(ceil_secs(SEC + 1), 2);
 }
+
+#[test]
+fn a_weighted_request_consumes_its_cost_in_cells() {
+    // 1000 tokens per minute: 600 at once, then 400, then nothing until time passes.
+    let budget = rate(1000, 60, 1000);
+    let first = check(None, T0, &budget.weighted(600));
+    assert!(first.allowed);
+    let second = check(Some(first.tat), T0, &budget.weighted(400));
+    assert!(second.allowed);
+    let third = check(Some(second.tat), T0, &budget.weighted(1));
+    assert!(!third.allowed);
+    // 60 ms earns one token back.
+    let later = check(Some(second.tat), T0 + 60_000, &budget.weighted(1));
+    assert!(later.allowed);
+}
+
+#[test]
+fn a_cost_above_the_burst_is_charged_as_the_whole_burst() {
+    let budget = rate(100, 60, 100);
+    let huge = check(None, T0, &budget.weighted(1_000_000));
+    assert!(huge.allowed);
+    assert_eq!(huge.tat, T0 + 60 * SEC);
+    assert_eq!(budget.weighted(0), budget.weighted(1));
+}
+
+#[test]
+fn adjusting_refunds_or_charges_within_now_and_the_tolerance() {
+    let budget = rate(1000, 60, 1000);
+    let charged = check(None, T0, &budget.weighted(1000)).tat;
+    // Refund 900 tokens: 900 × 60 ms earlier.
+    let refunded = adjust(Some(charged), T0, &budget, -(900 * 60_000));
+    assert_eq!(refunded, T0 + 100 * 60_000);
+    assert!(check(Some(refunded), T0, &budget.weighted(900)).allowed);
+    // A refund never earns more than an idle caller has.
+    assert_eq!(adjust(Some(charged), T0, &budget, -(i64::MAX)), T0);
+    // An extra charge is capped at the tolerance.
+    assert_eq!(adjust(None, T0, &budget, i64::MAX), T0 + 60 * SEC);
+}

@@ -24,6 +24,9 @@ impl Checker<'_> {
                     self.issues.push(Issue::key(scope_path.clone(), message));
                 }
                 self.rate(&scope_path, limit);
+                if let Some(tokens) = limit.tokens {
+                    self.tokens(&scope_path, class, scope, tokens);
+                }
             }
         }
     }
@@ -41,6 +44,22 @@ impl Checker<'_> {
             );
             self.issues
                 .push(Issue::value(path.key("requests"), message));
+        }
+    }
+}
+
+impl Checker<'_> {
+    fn tokens(&mut self, path: &Path, class: RouteClass, scope: Scope, tokens: u32) {
+        let path = path.key("tokens");
+        if class != RouteClass::Gateway {
+            let message =
+                "token budgets apply to the gateway only: declare them under [rate_limits.gateway]";
+            self.issues.push(Issue::key(path, message));
+        } else if scope == Scope::Ip {
+            let message = "token budgets are per key, user or tenant, not per IP";
+            self.issues.push(Issue::key(path, message));
+        } else {
+            self.positive(path, i64::from(tokens));
         }
     }
 }

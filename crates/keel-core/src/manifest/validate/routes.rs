@@ -23,6 +23,9 @@ impl Checker<'_> {
         if let Some(meter) = &route.token_meter {
             self.refer(path.key("token_meter"), Kind::Meter, meter);
         }
+        if let Some(meter) = &route.cost_meter {
+            self.refer(path.key("cost_meter"), Kind::Meter, meter);
+        }
         if let Some(pricing) = &route.pricing {
             self.pricing(&path.key("pricing"), pricing);
         }

@@ -130,6 +130,11 @@ typed_id!(
     ReservationId, "res", "reservation"
 );
 
+typed_id!(
+    /// An inbound webhook delivery kept in the inbox.
+    InboxEventId, "whk", "webhook event"
+);
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

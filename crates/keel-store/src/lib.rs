@@ -23,6 +23,7 @@ pub mod sqlite;
 mod system;
 #[cfg(feature = "test-util")]
 pub mod testing;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -45,6 +46,10 @@ pub use identity::{
 pub use levers::{KillSwitch, LeverStore, QuotaOverride};
 pub use scope::TenantScope;
 pub use system::{Backend, SchemaStatus, SystemStore};
+pub use webhooks::{
+    InboxEvent, InboxResolution, InboxStatus, InboxStore, NewInboxEvent, ResolveOutcome,
+    SubscriptionChange,
+};
 
 /// Everything Keel stores, behind one object the server holds.
 pub trait Store:
@@ -56,6 +61,7 @@ pub trait Store:
     + BillingStore
     + IdempotencyStore
     + LeverStore
+    + InboxStore
     + Send
     + Sync
     + 'static
@@ -71,6 +77,7 @@ impl<T> Store for T where
         + BillingStore
         + IdempotencyStore
         + LeverStore
+        + InboxStore
         + Send
         + Sync
         + 'static

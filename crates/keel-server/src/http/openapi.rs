@@ -20,6 +20,7 @@ use super::error::{ErrorBody, ErrorEnvelope};
         (name = "identity", description = "Accounts, sessions, tokens, API keys, wallet sign-in"),
         (name = "billing", description = "Plans, entitlements, reservations, usage ledger"),
         (name = "admin", description = "Operator accounts and controls"),
+        (name = "webhooks", description = "Verified inbound webhooks from the app stores and payment providers"),
     )
 )]
 pub struct ApiDoc;

@@ -14,6 +14,7 @@ mod billing_verify;
 mod idempotency;
 mod sessions;
 mod users;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

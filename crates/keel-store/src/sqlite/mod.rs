@@ -15,6 +15,7 @@ mod idempotency;
 mod lite;
 mod sessions;
 mod users;
+mod webhooks;
 mod writer;
 
 use std::io::Write;

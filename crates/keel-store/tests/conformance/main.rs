@@ -39,6 +39,7 @@ mod idempotency;
 mod levers;
 mod sessions;
 mod users;
+mod webhooks;
 
 struct Harness {
     store: DynStore,

@@ -250,7 +250,13 @@ async fn a_change_writes_subscription_audit_and_status_together(backend: Backend
     assert!(stored.applied_at.is_some());
     let audit = h
         .store
-        .list_audit(&scope, &AuditQuery::default())
+        .list_audit(
+            &scope,
+            &AuditQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -274,7 +280,13 @@ async fn a_change_writes_subscription_audit_and_status_together(backend: Backend
     assert_eq!(again, ResolveOutcome::LostClaim);
     let audit = h
         .store
-        .list_audit(&scope, &AuditQuery::default())
+        .list_audit(
+            &scope,
+            &AuditQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -324,7 +336,13 @@ async fn an_older_provider_event_never_overwrites_a_newer_one(backend: Backend) 
     assert_eq!(sub.status, "canceled");
     let audit = h
         .store
-        .list_audit(&scope, &AuditQuery::default())
+        .list_audit(
+            &scope,
+            &AuditQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(

@@ -268,6 +268,12 @@ async fn forged_stale_missing_and_malformed_deliveries_are_refused_and_stored_no
             "{err}"
         );
     }
+    let huge = vec![b' '; 300 * 1024];
+    let sig = sign(STRIPE_SECRET, now, &huge);
+    let (status, _) = app
+        .deliver("/v1/webhooks/stripe", &[("stripe-signature", sig)], huge)
+        .await;
+    assert_eq!(status, 413, "bodies above 256 KiB are refused");
     assert!(app.inbox().await.is_empty(), "nothing refused was stored");
     // During rotation a header carries two v1; one valid is enough.
     let good = sign(STRIPE_SECRET, now, &body);

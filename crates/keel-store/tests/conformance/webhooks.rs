@@ -22,6 +22,7 @@ on_both_backends!(
     failures_retry_then_dead_letter_and_replay_makes_it_due,
     ignored_events_are_applied_without_a_change,
     lists_filter_by_status_and_provider,
+    a_provider_reference_links_to_one_user_and_resolution_relinks,
 );
 
 fn delivery(provider: &str, event_id: &str) -> NewInboxEvent {
@@ -480,4 +481,90 @@ async fn lists_filter_by_status_and_provider(backend: Backend) {
     assert_eq!(pending.len(), 2);
     let newest_first = h.store.list_inbox_events(None, None, 10).await.unwrap();
     assert!(newest_first.windows(2).all(|w| w[0].id > w[1].id));
+}
+
+async fn a_provider_reference_links_to_one_user_and_resolution_relinks(backend: Backend) {
+    let h = harness(backend).await;
+    let (scope, user) = fixtures::user(&h.store).await;
+    let (other_scope, other) = fixtures::user(&h.store).await;
+    assert_eq!(
+        h.store
+            .find_provider_link("googleplay", "tok")
+            .await
+            .unwrap(),
+        None
+    );
+    h.store
+        .link_provider_ref(&scope, user.id, "googleplay", "tok")
+        .await
+        .unwrap();
+    // Linking again to the same user is fine; to another is a conflict.
+    h.store
+        .link_provider_ref(&scope, user.id, "googleplay", "tok")
+        .await
+        .unwrap();
+    let taken = h
+        .store
+        .link_provider_ref(&other_scope, other.id, "googleplay", "tok")
+        .await;
+    assert!(matches!(taken, Err(keel_store::StoreError::Conflict(_))));
+    assert_eq!(
+        h.store
+            .find_provider_link("googleplay", "tok")
+            .await
+            .unwrap(),
+        Some((scope, user.id))
+    );
+    assert_eq!(
+        h.store.find_provider_link("stripe", "tok").await.unwrap(),
+        None
+    );
+    // A change the provider vouches for (its event names the user) moves the link.
+    h.store
+        .record_inbox_event(delivery("googleplay", &unique("m")))
+        .await
+        .unwrap();
+    let e = claim_one(&h.store, now() + TimeDelta::seconds(1)).await;
+    let mut c = change(other_scope, other.id, "pro", "active", now());
+    c.provider_ref = "tok".into();
+    h.store
+        .resolve_inbox_event(
+            e.id,
+            e.attempts,
+            InboxResolution::Change(Box::new(c)),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        h.store
+            .find_provider_link("googleplay", "tok")
+            .await
+            .unwrap(),
+        Some((other_scope, other.id))
+    );
+    // A link-only resolution records the link and the user on the event.
+    h.store
+        .record_inbox_event(delivery("stripe", &unique("evt")))
+        .await
+        .unwrap();
+    let e = claim_one(&h.store, now() + TimeDelta::seconds(1)).await;
+    let link = InboxResolution::Link {
+        scope,
+        user: user.id,
+        provider_ref: "sub_9".into(),
+    };
+    h.store
+        .resolve_inbox_event(e.id, e.attempts, link, now())
+        .await
+        .unwrap();
+    assert_eq!(
+        h.store.find_provider_link("stripe", "sub_9").await.unwrap(),
+        Some((scope, user.id))
+    );
+    let stored = h.store.get_inbox_event(e.id).await.unwrap();
+    assert_eq!(
+        (stored.status, stored.user_id),
+        (InboxStatus::Applied, Some(user.id))
+    );
 }

@@ -210,3 +210,60 @@ impl WebhookSettings {
             .min(Duration::from_secs(3600))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn secrets_come_from_the_env_and_files_and_errors_never_show_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stripe");
+        std::fs::write(&file, "whsec_from_file_0123456789\n\n").unwrap();
+        let s = WebhookSettings::from_env(&env(&[
+            (
+                "KEEL_STRIPE_WEBHOOK_SECRETS",
+                "whsec_old_0123456789, whsec_new_0123456789",
+            ),
+            ("KEEL_STRIPE_WEBHOOK_SECRETS_FILE", file.to_str().unwrap()),
+        ]))
+        .unwrap();
+        assert_eq!(s.stripe_secrets.len(), 3);
+        assert!(!format!("{s:?}").contains("whsec"));
+        let err =
+            WebhookSettings::from_env(&env(&[("KEEL_LEMONSQUEEZY_WEBHOOK_SECRETS", "short")]))
+                .unwrap_err();
+        assert_eq!(err.key, "KEEL_LEMONSQUEEZY_WEBHOOK_SECRETS");
+        assert!(!err.to_string().contains("short"));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (key, value) in [
+            ("KEEL_WEBHOOK_WORKER", "maybe"),
+            ("KEEL_WEBHOOK_MAX_ATTEMPTS", "0"),
+            ("KEEL_WEBHOOK_RETRY_BASE", "soon"),
+            ("KEEL_APPSTORE_ROOT_CERTS", "/nonexistent/root.pem"),
+            ("KEEL_GOOGLEPLAY_JWKS_FILE", "/nonexistent/jwks.json"),
+        ] {
+            let err = WebhookSettings::from_env(&env(&[(key, value)])).unwrap_err();
+            assert_eq!(err.key, key);
+        }
+    }
+
+    #[test]
+    fn retries_back_off_by_doubling_up_to_an_hour() {
+        let s = WebhookSettings::default();
+        let delays: Vec<u64> = (1..=4).map(|n| s.backoff(n).as_secs()).collect();
+        assert_eq!(delays, [5, 10, 20, 40]);
+        assert_eq!(s.backoff(30).as_secs(), 3600);
+    }
+}

@@ -40,6 +40,7 @@ mod levers;
 mod sessions;
 mod users;
 mod webhooks;
+mod webhooks_apply;
 
 struct Harness {
     store: DynStore,

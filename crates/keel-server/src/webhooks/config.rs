@@ -28,8 +28,10 @@ pub struct WebhookSettings {
     pub google_issuer: String,
     /// When set, the token's `email` claim must equal it (the push subscription's service account).
     pub google_email: Option<String>,
-    /// The JWKS (JSON) whose keys sign push tokens.
+    /// The JWKS (JSON) whose keys sign push tokens, from a file.
     pub google_jwks: Option<String>,
+    /// Or the URL it is fetched from (cached for an hour, refreshed on an unknown key).
+    pub google_jwks_url: Option<String>,
     /// When set, notifications for another package are refused.
     pub google_package: Option<String>,
     /// Whether this node runs the inbox worker.
@@ -54,6 +56,7 @@ impl Default for WebhookSettings {
             google_issuer: "https://accounts.google.com".into(),
             google_email: None,
             google_jwks: None,
+            google_jwks_url: None,
             google_package: None,
             worker: true,
             max_attempts: 8,
@@ -89,6 +92,7 @@ pub const ENV_KEYS: &[&str] = &[
     "KEEL_GOOGLEPLAY_ISSUER",
     "KEEL_GOOGLEPLAY_EMAIL",
     "KEEL_GOOGLEPLAY_JWKS_FILE",
+    "KEEL_GOOGLEPLAY_JWKS_URL",
     "KEEL_GOOGLEPLAY_PACKAGE",
     "KEEL_WEBHOOK_WORKER",
     "KEEL_WEBHOOK_MAX_ATTEMPTS",
@@ -172,6 +176,12 @@ impl WebhookSettings {
             super::googleplay::parse_jwks(&text)
                 .map_err(|e| bad("KEEL_GOOGLEPLAY_JWKS_FILE", path, e))?;
             s.google_jwks = Some(text);
+        }
+        if let Some(url) = get("KEEL_GOOGLEPLAY_JWKS_URL") {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(bad("KEEL_GOOGLEPLAY_JWKS_URL", url, "an https:// URL"));
+            }
+            s.google_jwks_url = Some(url.to_string());
         }
         if let Some(v) = get("KEEL_WEBHOOK_WORKER") {
             s.worker = match v {

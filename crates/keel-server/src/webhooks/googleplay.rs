@@ -3,12 +3,17 @@
 //! `kid` from the configured JWKS) against the configured issuer and audience (and
 //! service account email), then the envelope's base64 `DeveloperNotification` is read.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::sync::Mutex;
 
 /// Why a push was refused.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +24,12 @@ pub enum PushError {
     /// The token does not verify (key, signature, issuer, audience, expiry or email).
     #[error("the push token does not verify: {0}")]
     BadToken(String),
+    /// The token names a key the JWKS does not have (a fetched JWKS is refreshed once).
+    #[error("the push token does not verify: no key with the token's kid")]
+    UnknownKey,
+    /// The JWKS URL cannot be read; the push is refused with 503 so Pub/Sub retries.
+    #[error("the JWKS cannot be fetched: {0}")]
+    JwksUnavailable(String),
     /// The envelope or notification cannot be read.
     #[error("malformed push: {0}")]
     Malformed(&'static str),
@@ -29,7 +40,8 @@ impl PushError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::MissingToken => "missing_signature",
-            Self::BadToken(_) => "invalid_token",
+            Self::BadToken(_) | Self::UnknownKey => "invalid_token",
+            Self::JwksUnavailable(_) => "jwks_unavailable",
             Self::Malformed(_) => "malformed_payload",
         }
     }
@@ -80,7 +92,7 @@ pub fn verify_token(authorization: Option<&str>, expect: &Expect<'_>) -> Result<
         Some(kid) => jwks.find(kid),
         None => None,
     }
-    .ok_or_else(|| PushError::BadToken("no key with the token's kid".into()))?;
+    .ok_or(PushError::UnknownKey)?;
     let key = DecodingKey::from_jwk(jwk).map_err(|e| bad(&e))?;
     let mut v = Validation::new(Algorithm::RS256);
     v.set_audience(&[expect.audience]);
@@ -95,6 +107,44 @@ pub fn verify_token(authorization: Option<&str>, expect: &Expect<'_>) -> Result<
         }
     }
     Ok(())
+}
+
+/// How long a fetched JWKS is used before it is fetched again.
+const JWKS_TTL: Duration = Duration::from_secs(3600);
+
+/// The least time between two fetches forced by an unknown `kid`.
+const JWKS_MIN_REFRESH: Duration = Duration::from_secs(30);
+
+type JwksCache = Mutex<HashMap<String, (Instant, String)>>;
+
+fn cache() -> &'static JwksCache {
+    static CACHE: OnceLock<JwksCache> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// The JWKS at `url`, cached for an hour; `refresh` fetches again (an unknown `kid` after
+/// Google rotated its keys), at most every 30 s.
+pub async fn remote_jwks(url: &str, refresh: bool) -> Result<String, PushError> {
+    let mut cached = cache().lock().await;
+    if let Some((at, text)) = cached.get(url) {
+        let age = at.elapsed();
+        if age < JWKS_TTL && (!refresh || age < JWKS_MIN_REFRESH) {
+            return Ok(text.clone());
+        }
+    }
+    let unavailable = |e: &dyn std::fmt::Display| PushError::JwksUnavailable(e.to_string());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| unavailable(&e))?;
+    let res = client.get(url).send().await.map_err(|e| unavailable(&e))?;
+    if !res.status().is_success() {
+        return Err(unavailable(&format!("status {}", res.status())));
+    }
+    let text = res.text().await.map_err(|e| unavailable(&e))?;
+    parse_jwks(&text).map_err(|e| unavailable(&e))?;
+    cached.insert(url.to_string(), (Instant::now(), text.clone()));
+    Ok(text)
 }
 
 /// Reads the push envelope: `{"messageId", "notification": <DeveloperNotification>}`.

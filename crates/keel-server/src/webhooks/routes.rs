@@ -218,17 +218,39 @@ async fn googleplay(
 ) -> Result<Json<WebhookAck>, ApiError> {
     const P: &str = "googleplay";
     let cfg = &state.settings().webhooks;
-    let (Some(audience), Some(jwks)) = (&cfg.google_audience, &cfg.google_jwks) else {
+    let Some(audience) = &cfg.google_audience else {
         return Err(not_configured(P));
     };
-    let expect = googleplay::Expect {
-        jwks,
-        issuer: &cfg.google_issuer,
-        audience,
-        email: cfg.google_email.as_deref(),
+    let auth = header(&headers, "authorization");
+    let fail = |e: googleplay::PushError| match e {
+        googleplay::PushError::JwksUnavailable(_) => {
+            refuse(P, StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string())
+        }
+        other => unauthorized(P, other.code(), other.to_string()),
     };
-    googleplay::verify_token(header(&headers, "authorization"), &expect)
-        .map_err(|e| unauthorized(P, e.code(), e.to_string()))?;
+    let verify = |jwks: &str| {
+        let expect = googleplay::Expect {
+            jwks,
+            issuer: &cfg.google_issuer,
+            audience,
+            email: cfg.google_email.as_deref(),
+        };
+        googleplay::verify_token(auth, &expect)
+    };
+    match (&cfg.google_jwks, &cfg.google_jwks_url) {
+        (Some(jwks), _) => verify(jwks).map_err(fail)?,
+        (None, Some(url)) => {
+            match verify(&googleplay::remote_jwks(url, false).await.map_err(fail)?) {
+                // Google rotated its keys: fetch again once.
+                Err(googleplay::PushError::UnknownKey) => {
+                    verify(&googleplay::remote_jwks(url, true).await.map_err(fail)?)
+                        .map_err(fail)?
+                }
+                other => other.map_err(fail)?,
+            }
+        }
+        (None, None) => return Err(not_configured(P)),
+    }
     let payload = googleplay::read_envelope(&body).map_err(|e| malformed(P, e.to_string()))?;
     if let Some(package) = &cfg.google_package {
         let named = payload

@@ -103,3 +103,57 @@ async fn push_tokens_that_do_not_verify_are_refused_and_stored_nowhere() {
     );
     assert!(app.inbox().await.is_empty());
 }
+
+/// Serves the test JWKS like Google's certs endpoint; returns its URL.
+async fn jwks_server() -> String {
+    let jwks = String::from_utf8(crate::webhooks_support::fixture("google_jwks.json")).unwrap();
+    let app = axum::Router::new().route(
+        "/oauth2/v3/certs",
+        axum::routing::get(move || async move { jwks }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/oauth2/v3/certs", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn push_keys_can_come_from_a_jwks_url_and_an_unreachable_one_is_a_503() {
+    let url = jwks_server().await;
+    let app = crate::helpers::spawn_full(KALEI, |s| {
+        crate::webhooks_support::configure(s);
+        s.webhooks.google_jwks = None;
+        s.webhooks.google_jwks_url = Some(url);
+    })
+    .await;
+    let token = google_token(GOOGLE_AUDIENCE, "google.key", "test-kid");
+    let (status, ack) = app
+        .googleplay(&token, &rtdn(4, "tok-url", "prism_monthly", Utc::now()))
+        .await;
+    assert_eq!(status, 200, "{ack}");
+    let (status, err) = app
+        .googleplay(
+            &google_token(GOOGLE_AUDIENCE, "google.key", "rotated-kid"),
+            &rtdn(4, "tok-url", "prism_monthly", Utc::now()),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (401, Some("invalid_token"))
+    );
+
+    let down = crate::helpers::spawn_full(KALEI, |s| {
+        crate::webhooks_support::configure(s);
+        s.webhooks.google_jwks = None;
+        s.webhooks.google_jwks_url = Some("http://127.0.0.1:9/certs".into());
+    })
+    .await;
+    let (status, err) = down
+        .googleplay(&token, &rtdn(4, "tok-down", "prism_monthly", Utc::now()))
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (503, Some("jwks_unavailable"))
+    );
+    assert!(down.inbox().await.is_empty());
+}

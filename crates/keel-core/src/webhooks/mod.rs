@@ -19,3 +19,6 @@ pub use state::{next_state, SubState};
 
 /// The providers Keel takes webhooks from, as named in paths, the inbox and manifests.
 pub const PROVIDERS: [&str; 4] = ["stripe", "appstore", "googleplay", "lemonsqueezy"];
+
+#[cfg(test)]
+mod read_tests;

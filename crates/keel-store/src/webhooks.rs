@@ -251,3 +251,13 @@ pub(crate) fn inbox_event(row: &impl crate::rows::Columns) -> StoreResult<InboxE
 
 /// The most events one list returns.
 pub(crate) const MAX_LIST: i64 = 1000;
+
+/// A stored link's tenant and user.
+pub(crate) fn parse_link(tenant: &str, user: &str) -> StoreResult<(TenantScope, UserId)> {
+    let bad =
+        |e: keel_core::ids::InvalidId| crate::StoreError::Other(sqlx::Error::Decode(Box::new(e)));
+    Ok((
+        TenantScope::new(tenant.parse().map_err(bad)?),
+        user.parse().map_err(bad)?,
+    ))
+}

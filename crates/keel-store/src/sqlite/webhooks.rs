@@ -9,7 +9,7 @@ use sqlx::{Sqlite, Transaction};
 
 use super::SqliteStore;
 use crate::error::map_sqlx;
-use crate::webhooks::{inbox_columns, inbox_event, MAX_LIST};
+use crate::webhooks::{inbox_columns, inbox_event, parse_link, MAX_LIST};
 use crate::{
     InboxEvent, InboxResolution, InboxStatus, InboxStore, NewInboxEvent, ResolveOutcome,
     StoreError, StoreResult, SubscriptionChange, TenantScope,
@@ -359,14 +359,6 @@ async fn finish(
     .await
     .map_err(map_sqlx)?;
     Ok(())
-}
-
-fn parse_link(tenant: &str, user: &str) -> StoreResult<(TenantScope, UserId)> {
-    let bad = |e: keel_core::ids::InvalidId| StoreError::Other(sqlx::Error::Decode(Box::new(e)));
-    Ok((
-        TenantScope::new(tenant.parse().map_err(bad)?),
-        user.parse().map_err(bad)?,
-    ))
 }
 
 /// Links (or re-links: the provider vouches for the user) a subscription reference.

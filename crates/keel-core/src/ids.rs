@@ -133,6 +133,8 @@ typed_id!(
 typed_id!(
     /// A safety precheck hit recorded by the gateway.
     SafetyEventId, "sev", "safety event"
+    /// An inbound webhook delivery kept in the inbox.
+    InboxEventId, "whk", "webhook event"
 );
 
 #[cfg(test)]

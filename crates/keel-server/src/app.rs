@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::http::middleware as mw;
 use crate::http::{openapi::ApiDoc, request_id};
 use crate::identity::{self, Identity};
-use crate::{admin, billing, gateway, integrity};
+use crate::{admin, billing, gateway, integrity, webhooks};
 use crate::{ops, telemetry, AppState, Settings};
 
 /// Why the server could not start.
@@ -149,6 +149,12 @@ impl Application {
             self.state.settings().sweep_interval,
             rx.clone(),
         ));
+        let inbox_worker = self
+            .state
+            .settings()
+            .webhooks
+            .worker
+            .then(|| tokio::spawn(webhooks::worker::run(self.state.clone(), rx.clone())));
         let metrics = axum::serve(self.metrics_listener, self.metrics_router)
             .with_graceful_shutdown(stopped(rx.clone()));
         let metrics = tokio::spawn(async move { metrics.await });
@@ -170,6 +176,9 @@ impl Application {
         metrics.abort();
         let _ = sweeper.await;
         let _ = idempotency_sweeper.await;
+        if let Some(worker) = inbox_worker {
+            let _ = worker.await;
+        }
         let store = self.state.store().clone();
         if tokio::time::timeout(Duration::from_secs(5), store.close())
             .await
@@ -194,6 +203,8 @@ fn assemble(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
         .merge(admin::accounts::router())
         .merge(admin::levers::router())
         .merge(gateway::router())
+        .merge(webhooks::routes::router())
+        .merge(webhooks::links::router())
         .merge(extra)
         .split_for_parts();
     let mut api = api;

@@ -85,6 +85,8 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// `Strict-Transport-Security` value; the header is not sent when unset.
     pub hsts: Option<String>,
+    /// Inbound webhooks: provider secrets, trust anchors, the inbox worker.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl Default for Settings {
@@ -115,6 +117,7 @@ impl Default for Settings {
             cors_origins: Vec::new(),
             hsts: None,
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            webhooks: Default::default(),
         }
     }
 }
@@ -228,6 +231,7 @@ impl Settings {
         }
         let mut s = Settings {
             service_keys: service_keys(&layers.env)?,
+            webhooks: crate::webhooks::WebhookSettings::from_env(&layers.env)?,
             ..Settings::default()
         };
         for (k, (source, value)) in raw {

@@ -24,6 +24,7 @@ pub mod sqlite;
 mod system;
 #[cfg(feature = "test-util")]
 pub mod testing;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -47,6 +48,10 @@ pub use levers::{KillSwitch, LeverStore, QuotaOverride};
 pub use safety::{NewSafetyEvent, SafetyEvent, SafetyQuery, SafetyStore};
 pub use scope::TenantScope;
 pub use system::{Backend, SchemaStatus, SystemStore};
+pub use webhooks::{
+    InboxEvent, InboxResolution, InboxStatus, InboxStore, NewInboxEvent, ResolveOutcome,
+    SubscriptionChange,
+};
 
 /// Everything Keel stores, behind one object the server holds.
 pub trait Store:
@@ -59,6 +64,7 @@ pub trait Store:
     + IdempotencyStore
     + LeverStore
     + SafetyStore
+    + InboxStore
     + Send
     + Sync
     + 'static
@@ -75,6 +81,7 @@ impl<T> Store for T where
         + IdempotencyStore
         + LeverStore
         + SafetyStore
+        + InboxStore
         + Send
         + Sync
         + 'static

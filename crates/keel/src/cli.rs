@@ -156,6 +156,9 @@ pub enum Command {
     /// The usage ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// The inbound webhook inbox.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Sign a service call: print its x-keel-* headers, or a curl command with --curl.
     Sign(Box<crate::sign::SignArgs>),
 }
@@ -169,6 +172,28 @@ pub enum LedgerCommand {
         /// Overwrite mismatched counters with the recomputed values.
         #[arg(long)]
         repair: bool,
+    },
+}
+
+/// `keel webhooks …`
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// List inbox events, newest first.
+    List {
+        /// Only events of this status: pending, applied, failed or dead.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only events of this provider: stripe, appstore, googleplay or lemonsqueezy.
+        #[arg(long)]
+        provider: Option<String>,
+        /// At most this many (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Make an event due again now, its attempts reset (a dead letter after its cause is fixed).
+    Replay {
+        /// The event id (`whk_…`).
+        id: String,
     },
 }
 
@@ -204,6 +229,14 @@ pub fn main() -> ExitCode {
         Command::Keys(KeysCommand::Rotate) => crate::operator::rotate_keys(&cli.global),
         Command::Ledger(LedgerCommand::Verify { repair }) => {
             crate::operator::verify_ledger(&cli.global, repair)
+        }
+        Command::Webhooks(WebhooksCommand::List {
+            status,
+            provider,
+            limit,
+        }) => crate::webhooks::list(&cli.global, status.as_deref(), provider.as_deref(), limit),
+        Command::Webhooks(WebhooksCommand::Replay { id }) => {
+            crate::webhooks::replay(&cli.global, &id)
         }
         Command::Sign(args) => crate::sign::sign(&args),
     }

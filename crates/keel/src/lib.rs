@@ -4,3 +4,4 @@ pub mod cli;
 mod commands;
 mod operator;
 mod sign;
+mod webhooks;

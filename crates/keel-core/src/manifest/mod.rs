@@ -13,6 +13,7 @@ mod plan;
 mod rate;
 mod route;
 mod safety;
+mod store;
 mod validate;
 
 pub use chrono_tz::Tz;
@@ -27,6 +28,7 @@ pub use plan::{Addon, Limit, LimitScope, Plan};
 pub use rate::{ClassLimits, RateLimit, RateLimits, RouteClass, Scope};
 pub use route::{Deployment, PlanSelector, Pricing, ProviderKind, Route};
 pub use safety::{Pattern, SafetyAction, SafetyRule};
+pub use store::{StoreProduct, StoreProducts, STORE_PROVIDERS};
 
 /// The built-in demo manifest (`examples/demo.toml`), used when no manifest is configured.
 pub const DEMO_MANIFEST: &str = include_str!("../../../../examples/demo.toml");

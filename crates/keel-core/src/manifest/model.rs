@@ -11,6 +11,7 @@ use super::plan::Plan;
 use super::rate::RateLimits;
 use super::route::Route;
 use super::safety::SafetyRule;
+use super::store::StoreProducts;
 
 /// A validated product manifest: everything `keel.toml` declares except `[server]`.
 #[derive(Clone, Debug, Serialize)]
@@ -31,6 +32,8 @@ pub struct Manifest {
     pub jobs: BTreeMap<String, JobType>,
     /// `[rate_limits.<class>]`: request rates every caller is held to, per route class.
     pub rate_limits: RateLimits,
+    /// `[store_products.<provider>."<product id>"]`: the plan each store product grants.
+    pub store_products: StoreProducts,
 }
 
 /// `[product]`: the product's identity and defaults.

@@ -18,7 +18,7 @@ use super::LoadedManifest;
 
 /// The top-level tables a manifest may contain.
 const SECTIONS: &str =
-    "server, product, plans, meters, features, routes, safety, jobs, rate_limits";
+    "server, product, plans, meters, features, routes, safety, jobs, rate_limits, store_products";
 
 /// Keys that would hold a secret in clear text; rejected anywhere outside `[server]`.
 const SECRET_KEYS: [&str; 6] = [
@@ -80,6 +80,7 @@ pub(crate) fn parse(src: &str, file: &str) -> Result<LoadedManifest, ManifestErr
                 safety: draft.safety,
                 jobs: draft.jobs,
                 rate_limits: draft.rate_limits.unwrap_or_default(),
+                store_products: draft.store_products.unwrap_or_default(),
             },
             server,
             source: file.to_owned(),
@@ -136,6 +137,7 @@ impl Reader<'_> {
             "safety" => self.entries(&path, value, &mut names.safety, &mut draft.safety),
             "jobs" => self.entries(&path, value, &mut names.jobs, &mut draft.jobs),
             "rate_limits" => draft.rate_limits = self.decode(&path, value),
+            "store_products" => draft.store_products = self.decode(&path, value),
             _ => {
                 let message = format!("unknown table `{name}`: expected one of {SECTIONS}");
                 self.push(key.span(), name.to_owned(), &message);

@@ -21,6 +21,7 @@ use super::error::{ErrorBody, ErrorEnvelope};
         (name = "billing", description = "Plans, entitlements, reservations, usage ledger"),
         (name = "admin", description = "Operator accounts and controls"),
         (name = "gateway", description = "OpenAI-compatible chat completions and models"),
+        (name = "webhooks", description = "Verified inbound webhooks from the app stores and payment providers"),
     )
 )]
 pub struct ApiDoc;

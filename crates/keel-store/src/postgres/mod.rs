@@ -15,6 +15,7 @@ mod idempotency;
 mod safety;
 mod sessions;
 mod users;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -16,6 +16,7 @@ mod lite;
 mod safety;
 mod sessions;
 mod users;
+mod webhooks;
 mod writer;
 
 use std::io::Write;

@@ -40,6 +40,8 @@ mod levers;
 mod safety;
 mod sessions;
 mod users;
+mod webhooks;
+mod webhooks_apply;
 
 struct Harness {
     store: DynStore,

@@ -222,3 +222,4 @@ mod defaults;
 mod operator;
 mod otlp;
 mod sign;
+mod webhooks;

@@ -3,6 +3,7 @@
 mod jobs;
 mod rates;
 mod routes;
+mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,6 +38,7 @@ pub(crate) struct Draft {
     pub(crate) safety: BTreeMap<String, SafetyRule>,
     pub(crate) jobs: BTreeMap<String, JobType>,
     pub(crate) rate_limits: Option<RateLimits>,
+    pub(crate) store_products: Option<super::store::StoreProducts>,
     pub(crate) names: Names,
     /// Keys dropped after deserialization errors: entries under them are incomplete.
     pub(crate) removed: Vec<Path>,
@@ -79,6 +81,9 @@ pub(crate) fn validate(draft: &Draft) -> Vec<Issue> {
     }
     for (name, job) in &draft.jobs {
         c.job(name, job);
+    }
+    if let Some(products) = &draft.store_products {
+        c.store_products(products, &draft.plans);
     }
     c.issues
 }

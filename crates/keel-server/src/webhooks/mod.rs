@@ -1,0 +1,13 @@
+//! Inbound webhooks from the app stores and payment providers: verified at the door,
+//! kept in the durable inbox, applied to subscriptions by a worker with retries and a
+//! dead letter. See `docs/webhooks.md`.
+
+mod apply;
+pub mod appstore;
+pub mod config;
+pub mod googleplay;
+pub(crate) mod links;
+pub(crate) mod routes;
+pub mod worker;
+
+pub use config::WebhookSettings;

@@ -130,6 +130,19 @@ typed_id!(
     ReservationId, "res", "reservation"
 );
 
+typed_id!(
+    /// An outbound webhook endpoint a product registered.
+    EndpointId, "ep", "webhook endpoint"
+);
+typed_id!(
+    /// An outbound webhook message (one event, in the outbox).
+    MessageId, "msg", "webhook message"
+);
+typed_id!(
+    /// One delivery attempt of a webhook message to an endpoint.
+    AttemptId, "att", "webhook attempt"
+);
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -149,6 +149,14 @@ impl Application {
             self.state.settings().sweep_interval,
             rx.clone(),
         ));
+        let webhook_worker = self.state.settings().webhooks.worker.then(|| {
+            let worker = crate::webhooks::outbound::Worker::new(
+                self.state.store().clone(),
+                std::sync::Arc::new(crate::webhooks::outbound::SystemClock),
+                self.state.settings().webhooks.clone(),
+            );
+            tokio::spawn(worker.run(rx.clone()))
+        });
         let metrics = axum::serve(self.metrics_listener, self.metrics_router)
             .with_graceful_shutdown(stopped(rx.clone()));
         let metrics = tokio::spawn(async move { metrics.await });
@@ -170,6 +178,9 @@ impl Application {
         metrics.abort();
         let _ = sweeper.await;
         let _ = idempotency_sweeper.await;
+        if let Some(worker) = webhook_worker {
+            let _ = worker.await;
+        }
         let store = self.state.store().clone();
         if tokio::time::timeout(Duration::from_secs(5), store.close())
             .await
@@ -193,6 +204,8 @@ fn assemble(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
         .merge(admin::auth::router())
         .merge(admin::accounts::router())
         .merge(admin::levers::router())
+        .merge(crate::webhooks::outbound::routes::router())
+        .merge(billing::checkout::router())
         .merge(extra)
         .split_for_parts();
     let mut api = api;

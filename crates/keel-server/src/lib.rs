@@ -12,6 +12,7 @@ pub mod integrity;
 mod ops;
 mod state;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use app::{shutdown_signal, Application, StartError};
 pub use config::{ConfigError, LogFormat, Settings};

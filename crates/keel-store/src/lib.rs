@@ -23,6 +23,10 @@ pub mod sqlite;
 mod system;
 #[cfg(feature = "test-util")]
 pub mod testing;
+mod webhook_calc;
+mod webhook_events;
+mod webhook_records;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -45,6 +49,11 @@ pub use identity::{
 pub use levers::{KillSwitch, LeverStore, QuotaOverride};
 pub use scope::TenantScope;
 pub use system::{Backend, SchemaStatus, SystemStore};
+pub use webhooks::{
+    all_tenants, AttemptOutcome, AttemptPage, AttemptRecord, AttemptResult, DeliveryStatus,
+    DueDelivery, EndpointRecord, EndpointUpdate, MessageRecord, NewEndpoint, OutboxMessage,
+    WebhookStore,
+};
 
 /// Everything Keel stores, behind one object the server holds.
 pub trait Store:
@@ -56,6 +65,7 @@ pub trait Store:
     + BillingStore
     + IdempotencyStore
     + LeverStore
+    + WebhookStore
     + Send
     + Sync
     + 'static
@@ -71,6 +81,7 @@ impl<T> Store for T where
         + BillingStore
         + IdempotencyStore
         + LeverStore
+        + WebhookStore
         + Send
         + Sync
         + 'static

@@ -14,6 +14,9 @@ mod billing_verify;
 mod idempotency;
 mod sessions;
 mod users;
+pub(crate) mod webhook_outbox;
+mod webhooks;
+mod webhooks_claim;
 
 use std::str::FromStr;
 use std::time::Duration;

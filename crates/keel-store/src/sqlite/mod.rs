@@ -15,6 +15,9 @@ mod idempotency;
 mod lite;
 mod sessions;
 mod users;
+pub(crate) mod webhook_outbox;
+mod webhooks;
+mod webhooks_claim;
 mod writer;
 
 use std::io::Write;

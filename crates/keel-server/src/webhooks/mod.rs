@@ -1,0 +1,3 @@
+//! Webhooks: outbound deliveries to the product's endpoints.
+
+pub mod outbound;

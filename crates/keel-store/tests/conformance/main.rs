@@ -39,6 +39,9 @@ mod idempotency;
 mod levers;
 mod sessions;
 mod users;
+mod webhook_fixtures;
+mod webhooks;
+mod webhooks_outbox;
 
 struct Harness {
     store: DynStore,

@@ -115,6 +115,16 @@ mod tests {
     }
 
     #[test]
+    fn the_standard_webhooks_published_test_vector_reproduces_exactly() {
+        let secret = EndpointSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let body = br#"{"test": 2432232314}"#;
+        assert_eq!(
+            sign(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+
+    #[test]
     fn rotation_signs_with_every_secret_space_separated() {
         let (a, b) = (EndpointSecret::generate(), EndpointSecret::generate());
         let header = signature_header(&[&a, &b], "msg_1", 1, b"{}");

@@ -30,3 +30,6 @@ mod signing;
 mod signing_keys;
 mod tokens;
 mod wallet;
+mod webhook_receiver;
+mod webhooks_admin;
+mod webhooks_delivery;

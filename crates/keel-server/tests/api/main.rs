@@ -11,6 +11,7 @@ mod billing_rolling;
 mod billing_tenant;
 mod billing_usage;
 mod billing_walk;
+mod checkout;
 mod errors;
 mod gateway_faults;
 mod gateway_providers;

@@ -14,9 +14,12 @@ use crate::helpers::{error_of, spawn_full, TestApp};
 
 const KEY: &str = "sk_test_51KeelFakeStripeKey0123456789";
 
+/// What the fake received: (which API, the form).
+type Received = Vec<(String, HashMap<String, String>)>;
+
 #[derive(Clone, Default)]
 struct Fake {
-    forms: Arc<Mutex<Vec<(String, HashMap<String, String>)>>>,
+    forms: Arc<Mutex<Received>>,
 }
 
 fn stripe_error(

@@ -50,9 +50,8 @@ pub use levers::{KillSwitch, LeverStore, QuotaOverride};
 pub use scope::TenantScope;
 pub use system::{Backend, SchemaStatus, SystemStore};
 pub use webhooks::{
-    all_tenants, AttemptOutcome, AttemptPage, AttemptRecord, AttemptResult, DeliveryStatus,
-    DueDelivery, EndpointRecord, EndpointUpdate, MessageRecord, NewEndpoint, OutboxMessage,
-    WebhookStore,
+    all_tenants, AttemptOutcome, AttemptRecord, AttemptResult, DeliveryStatus, DueDelivery,
+    EndpointRecord, EndpointUpdate, MessageRecord, NewEndpoint, OutboxMessage, WebhookStore,
 };
 
 /// Everything Keel stores, behind one object the server holds.

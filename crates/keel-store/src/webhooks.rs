@@ -12,7 +12,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keel_core::ids::{AttemptId, EndpointId, MessageId, TenantId, UserId};
 use keel_core::webhooks::EventType;
-use serde::Serialize;
 
 pub use crate::webhook_records::{
     AttemptOutcome, AttemptRecord, AttemptResult, DeliveryStatus, DueDelivery, EndpointRecord,
@@ -23,13 +22,6 @@ use crate::{StoreResult, TenantScope};
 /// The tenant whose endpoints receive every tenant's events (the nil id, the system tenant).
 pub fn all_tenants() -> TenantId {
     TenantId::from_uuid(uuid::Uuid::nil())
-}
-
-/// A page of attempts, newest first.
-#[derive(Clone, Debug, Serialize)]
-pub struct AttemptPage {
-    /// The attempts.
-    pub data: Vec<AttemptRecord>,
 }
 
 /// Outbound webhook storage.

@@ -278,3 +278,86 @@ async fn bad_endpoints_are_refused_with_a_code_and_change_nothing() {
     .await;
     assert_eq!(res.status(), 401);
 }
+
+/// An active admin of `role` (temporary password already changed); its token.
+async fn colleague(app: &TestApp, root: &str, role: &str) -> String {
+    let email = format!("{}@ops.example.com", role.to_lowercase());
+    let res = app
+        .post_json(
+            "/admin/v1/accounts",
+            Some(root),
+            json!({"email": email, "role": role}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    let temp = created["temporary_password"].as_str().unwrap().to_string();
+    let login: Value = app
+        .post_json(
+            "/admin/v1/auth/login",
+            None,
+            json!({"email": email, "password": temp}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_string();
+    let body = json!({"current_password": temp, "new_password": "copper-meadow-64"});
+    let res = app
+        .post_json("/admin/v1/auth/password", Some(&token), body)
+        .await;
+    assert_eq!(res.status(), 204);
+    token
+}
+
+#[tokio::test]
+async fn engineers_change_endpoints_and_support_only_reads_them() {
+    let app = spawn_with(|s| s.webhooks.worker = false).await;
+    let root = admin(&app).await;
+    let engineer = colleague(&app, &root, "ENGINEER").await;
+    let support = colleague(&app, &root, "SUPPORT").await;
+    let (id, _) = register(
+        &app,
+        &engineer,
+        "https://hooks.example.com/a",
+        &["safety.flagged"],
+    )
+    .await;
+    let path = format!("/admin/v1/webhooks/endpoints/{id}");
+    assert_eq!(
+        call(&app, Method::GET, &path, &support, None)
+            .await
+            .status(),
+        200
+    );
+    let attempts = format!("{path}/attempts");
+    assert_eq!(
+        call(&app, Method::GET, &attempts, &support, None)
+            .await
+            .status(),
+        200
+    );
+    let body = json!({"url": "https://hooks.example.com/b", "event_types": ["safety.flagged"]});
+    let writes = [
+        (
+            Method::POST,
+            "/admin/v1/webhooks/endpoints".to_string(),
+            Some(body),
+        ),
+        (Method::PATCH, path.clone(), Some(json!({"enabled": false}))),
+        (Method::POST, format!("{path}/rotate-secret"), None),
+        (Method::DELETE, path.clone(), None),
+    ];
+    for (method, p, body) in writes {
+        let res = call(&app, method.clone(), &p, &support, body).await;
+        assert_eq!(res.status(), 403, "{method} {p}");
+        assert_eq!(error_of(res).await["code"], "forbidden");
+    }
+    let still: Value = call(&app, Method::GET, &path, &support, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(still["enabled"], true, "support changed nothing");
+}

@@ -101,28 +101,37 @@ pub(super) async fn expired(
 /// this commit, once per counter, window and threshold: the threshold row's primary key
 /// decides, so of any number of concurrent commits exactly one inserts it and sends.
 pub(super) async fn thresholds(conn: &mut PgConnection, r: &ReservationRecord) -> StoreResult<()> {
-    let user = r.user_id.to_string();
-    for gate in webhook_events::watched(&r.gates) {
-        let owner = crate::billing_calc::owner_of(&gate.key, &user);
+    thresholds_of(conn, &r.tenant_id, &r.user_id.to_string(), &r.gates).await
+}
+
+/// As [`thresholds`], for a user's gates (their keys and limits) after any change.
+pub(super) async fn thresholds_of(
+    conn: &mut PgConnection,
+    tenant: &str,
+    user: &str,
+    gates: &[crate::Gate],
+) -> StoreResult<()> {
+    for gate in webhook_events::watched(gates) {
+        let owner = crate::billing_calc::owner_of(&gate.key, user);
         let committed: Option<i64> = sqlx::query_scalar(
             r#"SELECT committed FROM quota_counters
                WHERE tenant_id = $1 AND owner = $2 AND meter = $3 AND "window" = $4"#,
         )
-        .bind(&r.tenant_id)
+        .bind(tenant)
         .bind(owner)
         .bind(&gate.key.meter)
         .bind(&gate.key.window)
         .fetch_optional(&mut *conn)
         .await
         .map_err(map_sqlx)?;
-        for reached in webhook_events::reached(gate, &user, committed.unwrap_or(0)) {
+        for reached in webhook_events::reached(gate, user, committed.unwrap_or(0)) {
             let id = MessageId::new().to_string();
             let fresh = sqlx::query(
                 r#"INSERT INTO webhook_thresholds (tenant_id, owner, meter, "window", percent,
                                                   message_id, created_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"#,
             )
-            .bind(&r.tenant_id)
+            .bind(tenant)
             .bind(&reached.owner)
             .bind(&reached.meter)
             .bind(&reached.window)
@@ -134,7 +143,7 @@ pub(super) async fn thresholds(conn: &mut PgConnection, r: &ReservationRecord) -
             .map_err(map_sqlx)?
             .rows_affected();
             if fresh == 1 {
-                enqueue(conn, &r.tenant_id, &reached.message).await?;
+                enqueue(conn, tenant, &reached.message).await?;
             }
         }
     }

@@ -154,9 +154,18 @@ pub(super) fn expired(
 /// this commit, once per counter, window and threshold (the threshold row's primary key
 /// decides; the writer runs one commit at a time anyway).
 pub(super) fn thresholds(conn: &Connection, r: &ReservationRecord) -> StoreResult<()> {
-    let user = r.user_id.to_string();
-    for gate in webhook_events::watched(&r.gates) {
-        let owner = crate::billing_calc::owner_of(&gate.key, &user);
+    thresholds_of(conn, &r.tenant_id, &r.user_id.to_string(), &r.gates)
+}
+
+/// As [`thresholds`], for a user's gates (their keys and limits) after any change.
+pub(super) fn thresholds_of(
+    conn: &Connection,
+    tenant: &str,
+    user: &str,
+    gates: &[crate::Gate],
+) -> StoreResult<()> {
+    for gate in webhook_events::watched(gates) {
+        let owner = crate::billing_calc::owner_of(&gate.key, user);
         let committed: i64 = conn
             .prepare_cached(
                 r#"SELECT committed FROM quota_counters
@@ -164,7 +173,7 @@ pub(super) fn thresholds(conn: &Connection, r: &ReservationRecord) -> StoreResul
             )
             .and_then(|mut s| {
                 s.query_row(
-                    params![r.tenant_id, owner, gate.key.meter, gate.key.window],
+                    params![tenant, owner, gate.key.meter, gate.key.window],
                     |row| row.get(0),
                 )
             })
@@ -173,7 +182,7 @@ pub(super) fn thresholds(conn: &Connection, r: &ReservationRecord) -> StoreResul
                 e => Err(e),
             })
             .map_err(map_lite)?;
-        for reached in webhook_events::reached(gate, &user, committed) {
+        for reached in webhook_events::reached(gate, user, committed) {
             let fresh = conn
                 .prepare_cached(
                     r#"INSERT INTO webhook_thresholds (tenant_id, owner, meter, "window",
@@ -182,7 +191,7 @@ pub(super) fn thresholds(conn: &Connection, r: &ReservationRecord) -> StoreResul
                 )
                 .and_then(|mut s| {
                     s.execute(params![
-                        r.tenant_id,
+                        tenant,
                         reached.owner,
                         reached.meter,
                         reached.window,
@@ -193,7 +202,7 @@ pub(super) fn thresholds(conn: &Connection, r: &ReservationRecord) -> StoreResul
                 })
                 .map_err(map_lite)?;
             if fresh == 1 {
-                enqueue_lite(conn, &r.tenant_id, &reached.message)?;
+                enqueue_lite(conn, tenant, &reached.message)?;
             }
         }
     }

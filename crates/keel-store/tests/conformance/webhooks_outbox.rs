@@ -20,6 +20,7 @@ on_both_backends!(
     a_failed_outbox_write_rolls_the_expiry_back_and_leaves_no_message,
     thresholds_fire_once_at_80_and_100_percent_under_parallel_commits,
     a_subscription_change_writes_one_message_and_an_unchanged_write_none,
+    recorded_usage_fires_each_threshold_once_and_a_replay_none,
 );
 
 async fn messages(h: &Harness, scope: &TenantScope, t: EventType) -> Vec<MessageRecord> {
@@ -246,4 +247,64 @@ async fn a_subscription_change_writes_one_message_and_an_unchanged_write_none(b:
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].payload["status"], "canceled");
     assert_eq!(got[0].payload["previous"]["status"], "active");
+}
+
+async fn recorded_usage_fires_each_threshold_once_and_a_replay_none(b: Backend) {
+    let h = harness(b).await;
+    let (scope, u) = user(&h.store).await;
+    let watch = || vec![(u.id, vec![gate(day(), 10, 1)])];
+    let percents = |got: Vec<MessageRecord>| {
+        let mut p: Vec<i64> = got
+            .iter()
+            .map(|m| m.payload["threshold_percent"].as_i64().unwrap())
+            .collect();
+        p.sort();
+        p
+    };
+    let seven = usage(u.id, 7, vec![day()]);
+    h.store
+        .record_usage_watched(&scope, vec![seven], watch())
+        .await
+        .unwrap();
+    assert!(messages(&h, &scope, EventType::QuotaThresholdReached)
+        .await
+        .is_empty());
+    let one = usage(u.id, 1, vec![day()]);
+    h.store
+        .record_usage_watched(&scope, vec![one.clone()], watch())
+        .await
+        .unwrap();
+    assert_eq!(
+        percents(messages(&h, &scope, EventType::QuotaThresholdReached).await),
+        vec![80]
+    );
+    // A replay of the same key adds nothing and sends nothing.
+    h.store
+        .record_usage_watched(&scope, vec![one], watch())
+        .await
+        .unwrap();
+    h.store
+        .record_usage_watched(&scope, vec![usage(u.id, 1, vec![day()])], watch())
+        .await
+        .unwrap();
+    assert_eq!(
+        percents(messages(&h, &scope, EventType::QuotaThresholdReached).await),
+        vec![80]
+    );
+    h.store
+        .record_usage_watched(&scope, vec![usage(u.id, 5, vec![day()])], watch())
+        .await
+        .unwrap();
+    let got = messages(&h, &scope, EventType::QuotaThresholdReached).await;
+    assert_eq!(percents(got.clone()), vec![80, 100]);
+    assert_eq!(got[0].payload["used"], 14);
+    // Unwatched recording (the plain call) never sends.
+    let other = user(&h.store).await;
+    h.store
+        .record_usage(&other.0, vec![usage(other.1.id, 50, vec![day()])])
+        .await
+        .unwrap();
+    assert!(messages(&h, &other.0, EventType::QuotaThresholdReached)
+        .await
+        .is_empty());
 }

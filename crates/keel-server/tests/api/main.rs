@@ -34,3 +34,4 @@ mod wallet;
 mod webhook_receiver;
 mod webhooks_admin;
 mod webhooks_delivery;
+mod webhooks_events;

@@ -134,8 +134,9 @@ impl DeliveryStatus {
     }
 }
 
-/// A claimed delivery: everything the worker needs to make one attempt.
-#[derive(Clone, Debug)]
+/// A claimed delivery: everything the worker needs to make one attempt. Its `Debug`
+/// leaves the secrets out.
+#[derive(Clone)]
 pub struct DueDelivery {
     /// The message.
     pub message: MessageRecord,
@@ -149,6 +150,18 @@ pub struct DueDelivery {
     pub attempt: i64,
     /// Failed attempts since the schedule started (the schedule position).
     pub failures: i64,
+}
+
+impl std::fmt::Debug for DueDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DueDelivery")
+            .field("message", &self.message.id)
+            .field("endpoint_id", &self.endpoint_id)
+            .field("url", &self.url)
+            .field("attempt", &self.attempt)
+            .field("failures", &self.failures)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What happened when the worker tried.

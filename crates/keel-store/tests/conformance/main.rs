@@ -42,6 +42,7 @@ mod users;
 mod webhook_fixtures;
 mod webhooks;
 mod webhooks_outbox;
+mod webhooks_replay;
 
 struct Harness {
     store: DynStore,

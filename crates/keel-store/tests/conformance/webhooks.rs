@@ -8,7 +8,7 @@ use keel_core::webhooks::{EndpointSecret, EventType, DISABLE_AFTER, RETRY_SCHEDU
 use keel_store::{all_tenants, Backend, DeliveryStatus, EndpointUpdate, StoreError, TenantScope};
 
 use crate::fixtures::{now, race_n};
-use crate::webhook_fixtures::{endpoint, failed, flagged, new_endpoint, succeeded};
+use crate::webhook_fixtures::{endpoint, failed, flagged, succeeded};
 use crate::{harness, harness_with};
 
 on_both_backends!(
@@ -18,11 +18,9 @@ on_both_backends!(
     concurrent_claims_never_hand_out_one_delivery_twice,
     an_attempt_is_recorded_once_even_if_two_workers_report_it,
     an_endpoint_failing_for_five_days_is_disabled,
-    replay_requeues_a_delivered_message_and_restarts_its_schedule,
-    billing_customers_are_kept_per_tenant_and_provider,
 );
 
-fn tenant() -> TenantScope {
+pub fn tenant() -> TenantScope {
     TenantScope::new(TenantId::new())
 }
 
@@ -318,94 +316,4 @@ async fn an_endpoint_failing_for_five_days_is_disabled(b: Backend) {
         .await
         .unwrap();
     assert!(on.enabled && on.failing_since.is_none());
-}
-
-async fn replay_requeues_a_delivered_message_and_restarts_its_schedule(b: Backend) {
-    let h = harness(b).await;
-    let (mine, other) = (tenant(), tenant());
-    let e = endpoint(&h.store, &mine, &[EventType::SafetyFlagged]).await;
-    let m = flagged(&h.store, &mine).await;
-    let t = now() + TimeDelta::seconds(1);
-    let d = h
-        .store
-        .claim_deliveries(t, t + TimeDelta::minutes(1), 1)
-        .await
-        .unwrap()
-        .remove(0);
-    h.store.record_attempt(&d, failed(t)).await.unwrap();
-    let d = h
-        .store
-        .claim_deliveries(t + TimeDelta::seconds(5), t + TimeDelta::minutes(1), 1)
-        .await
-        .unwrap()
-        .remove(0);
-    h.store
-        .record_attempt(&d, succeeded(t + TimeDelta::seconds(5)))
-        .await
-        .unwrap();
-    assert!(matches!(
-        h.store.replay_message(&other, m.id, now()).await,
-        Err(StoreError::NotFound)
-    ));
-    // An endpoint added since the message was written receives the replay too.
-    let late = endpoint(&h.store, &mine, &[EventType::SafetyFlagged]).await;
-    assert_eq!(h.store.replay_message(&mine, m.id, now()).await.unwrap(), 2);
-    let at = t + TimeDelta::seconds(10);
-    let mut due = h
-        .store
-        .claim_deliveries(at, at + TimeDelta::minutes(1), 10)
-        .await
-        .unwrap();
-    due.sort_by_key(|d| d.endpoint_id == late.id);
-    assert_eq!(due.len(), 2);
-    assert_eq!(
-        (due[0].endpoint_id, due[0].attempt, due[0].failures),
-        (e.id, 3, 0)
-    );
-    assert_eq!((due[1].endpoint_id, due[1].attempt), (late.id, 1));
-    assert_eq!(due[0].message.id, m.id);
-}
-
-async fn billing_customers_are_kept_per_tenant_and_provider(b: Backend) {
-    let h = harness(b).await;
-    let (mine, other) = (tenant(), tenant());
-    let user = keel_core::ids::UserId::new();
-    assert_eq!(
-        h.store
-            .billing_customer(&mine, user, "stripe")
-            .await
-            .unwrap(),
-        None
-    );
-    h.store
-        .put_billing_customer(&mine, user, "stripe", "cus_1")
-        .await
-        .unwrap();
-    h.store
-        .put_billing_customer(&mine, user, "stripe", "cus_2")
-        .await
-        .unwrap();
-    assert_eq!(
-        h.store
-            .billing_customer(&mine, user, "stripe")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("cus_2")
-    );
-    assert_eq!(
-        h.store
-            .billing_customer(&other, user, "stripe")
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        h.store
-            .billing_customer(&mine, user, "paddle")
-            .await
-            .unwrap(),
-        None
-    );
-    let _ = new_endpoint(&[EventType::SafetyFlagged]);
 }

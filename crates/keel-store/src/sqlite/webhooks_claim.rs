@@ -19,6 +19,18 @@ pub(super) async fn claim(
     if limit <= 0 {
         return Ok(Vec::new());
     }
+    // A read first: an idle poll must not take the one write lock every second.
+    let any: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1
+           AND (locked_until IS NULL OR locked_until <= ?1) LIMIT 1",
+    )
+    .bind(now)
+    .fetch_optional(store.pool())
+    .await
+    .map_err(map_sqlx)?;
+    if any.is_none() {
+        return Ok(Vec::new());
+    }
     let token = uuid::Uuid::now_v7().to_string();
     let mut tx = store.begin_write().await?;
     sqlx::query(

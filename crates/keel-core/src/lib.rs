@@ -10,4 +10,4 @@ pub mod ids;
 pub mod integrity;
 pub mod manifest;
 pub mod money;
-pub mod webhooks;
+pub mod outbound;

@@ -26,7 +26,7 @@ pub mod testing;
 mod webhook_calc;
 mod webhook_events;
 mod webhook_records;
-mod webhooks;
+mod webhook_out;
 
 use std::sync::Arc;
 
@@ -49,7 +49,7 @@ pub use identity::{
 pub use levers::{KillSwitch, LeverStore, QuotaOverride};
 pub use scope::TenantScope;
 pub use system::{Backend, SchemaStatus, SystemStore};
-pub use webhooks::{
+pub use webhook_out::{
     all_tenants, AttemptOutcome, AttemptRecord, AttemptResult, DeliveryStatus, DueDelivery,
     EndpointRecord, EndpointUpdate, MessageRecord, NewEndpoint, OutboxMessage, WebhookStore,
 };

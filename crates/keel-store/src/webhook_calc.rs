@@ -1,7 +1,7 @@
 //! Row decoding and attempt bookkeeping for the webhook store, shared by both backends.
 
 use chrono::{DateTime, Utc};
-use keel_core::webhooks::{next_attempt_after, EventType, DISABLE_AFTER};
+use keel_core::outbound::{next_attempt_after, EventType, DISABLE_AFTER};
 
 use crate::rows::Columns;
 use crate::{

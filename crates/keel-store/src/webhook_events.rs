@@ -2,7 +2,7 @@
 //! means to the product, decided once for both backends.
 
 use chrono::{DateTime, Utc};
-use keel_core::webhooks::{threshold_crossings, EventType};
+use keel_core::outbound::{threshold_crossings, EventType};
 use serde_json::json;
 
 use crate::billing_calc::owner_of;

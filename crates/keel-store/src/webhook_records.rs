@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use keel_core::ids::{AttemptId, EndpointId, MessageId, TenantId};
-use keel_core::webhooks::EventType;
+use keel_core::outbound::EventType;
 use serde::Serialize;
 
 /// An endpoint to register.

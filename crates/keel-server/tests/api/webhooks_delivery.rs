@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
-use keel_core::webhooks::{EventType, RETRY_SCHEDULE};
+use keel_core::outbound::{EventType, RETRY_SCHEDULE};
 use keel_server::webhooks::outbound::{Clock, ManualClock, WebhookSettings, Worker};
 use keel_store::{OutboxMessage, TenantScope};
 use reqwest::Method;

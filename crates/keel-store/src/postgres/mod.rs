@@ -15,7 +15,7 @@ mod idempotency;
 mod sessions;
 mod users;
 pub(crate) mod webhook_outbox;
-mod webhooks;
+mod webhook_out;
 mod webhooks_claim;
 
 use std::str::FromStr;

@@ -16,7 +16,7 @@ mod lite;
 mod sessions;
 mod users;
 pub(crate) mod webhook_outbox;
-mod webhooks;
+mod webhook_out;
 mod webhooks_claim;
 mod writer;
 

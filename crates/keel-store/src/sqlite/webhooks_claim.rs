@@ -113,7 +113,7 @@ pub(super) async fn record(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (message_id, endpoint_id, attempt) DO NOTHING",
     )
-    .bind(crate::webhooks::attempt_id().to_string())
+    .bind(crate::webhook_out::attempt_id().to_string())
     .bind(e.tenant_id.to_string())
     .bind(d.message.id.to_string())
     .bind(d.endpoint_id.to_string())

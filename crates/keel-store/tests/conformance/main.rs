@@ -40,7 +40,7 @@ mod levers;
 mod sessions;
 mod users;
 mod webhook_fixtures;
-mod webhooks;
+mod webhook_out;
 mod webhooks_outbox;
 mod webhooks_replay;
 

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use keel_core::ids::EndpointId;
-use keel_core::webhooks::{EndpointSecret, EventType};
+use keel_core::outbound::{EndpointSecret, EventType};
 use keel_store::{
     AttemptResult, DynStore, EndpointRecord, MessageRecord, NewEndpoint, OutboxMessage, TenantScope,
 };

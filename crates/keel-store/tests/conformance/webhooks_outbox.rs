@@ -4,7 +4,7 @@
 
 use chrono::{TimeDelta, Utc};
 use keel_core::ids::UserId;
-use keel_core::webhooks::EventType;
+use keel_core::outbound::EventType;
 use keel_store::{
     Backend, CommitOutcome, DeliveryStatus, MessageRecord, ReservationStatus, Subscription,
     TenantScope,

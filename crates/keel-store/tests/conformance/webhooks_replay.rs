@@ -1,13 +1,13 @@
 //! Replaying a message, and the payment provider customer kept per user.
 
 use chrono::TimeDelta;
-use keel_core::webhooks::EventType;
+use keel_core::outbound::EventType;
 use keel_store::{Backend, StoreError};
 
 use crate::fixtures::now;
 use crate::harness;
 use crate::webhook_fixtures::{endpoint, failed, flagged, succeeded};
-use crate::webhooks::tenant;
+use crate::webhook_out::tenant;
 
 on_both_backends!(
     replay_requeues_a_delivered_message_and_restarts_its_schedule,

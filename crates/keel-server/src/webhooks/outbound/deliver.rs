@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use keel_core::webhooks::{signature_header, EndpointSecret};
+use keel_core::outbound::{signature_header, EndpointSecret};
 use keel_store::{AttemptResult, DueDelivery, MessageRecord};
 use serde_json::json;
 

@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use keel_core::ids::TenantId;
-use keel_core::webhooks::{check_endpoint_url, EventType};
+use keel_core::outbound::{check_endpoint_url, EventType};
 use keel_store::{AttemptRecord, EndpointRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::json;

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{TimeDelta, Utc};
 use keel_core::ids::{EndpointId, TenantId};
-use keel_core::webhooks::EndpointSecret;
+use keel_core::outbound::EndpointSecret;
 use keel_store::{EndpointUpdate, NewEndpoint, TenantScope};
 use serde::Deserialize;
 use serde_json::json;

@@ -11,7 +11,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keel_core::ids::{AttemptId, EndpointId, MessageId, TenantId, UserId};
-use keel_core::webhooks::EventType;
+use keel_core::outbound::EventType;
 
 pub use crate::webhook_records::{
     AttemptOutcome, AttemptRecord, AttemptResult, DeliveryStatus, DueDelivery, EndpointRecord,
@@ -103,7 +103,7 @@ pub trait WebhookStore {
     ) -> StoreResult<Vec<DueDelivery>>;
     /// Records the attempt a claim was made for and moves the delivery on (succeeded,
     /// scheduled again, or dead); disables the endpoint when it has been failing for the
-    /// [`keel_core::webhooks::DISABLE_AFTER`] period. An attempt already recorded (a lease
+    /// [`keel_core::outbound::DISABLE_AFTER`] period. An attempt already recorded (a lease
     /// that ran out while another node took over) changes nothing.
     async fn record_attempt(
         &self,

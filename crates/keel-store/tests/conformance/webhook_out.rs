@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use chrono::TimeDelta;
 use keel_core::ids::TenantId;
-use keel_core::webhooks::{EndpointSecret, EventType, DISABLE_AFTER, RETRY_SCHEDULE};
+use keel_core::outbound::{EndpointSecret, EventType, DISABLE_AFTER, RETRY_SCHEDULE};
 use keel_store::{all_tenants, Backend, DeliveryStatus, EndpointUpdate, StoreError, TenantScope};
 
 use crate::fixtures::{now, race_n};

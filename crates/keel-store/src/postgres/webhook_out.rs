@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keel_core::ids::{EndpointId, MessageId, TenantId, UserId};
-use keel_core::webhooks::EventType;
+use keel_core::outbound::EventType;
 use sqlx::types::Json;
 
 use super::webhook_outbox;

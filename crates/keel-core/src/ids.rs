@@ -133,8 +133,22 @@ typed_id!(
 typed_id!(
     /// A safety precheck hit recorded by the gateway.
     SafetyEventId, "sev", "safety event"
+);
+typed_id!(
     /// An inbound webhook delivery kept in the inbox.
     InboxEventId, "whk", "webhook event"
+);
+typed_id!(
+    /// An outbound webhook endpoint a product registered.
+    EndpointId, "ep", "webhook endpoint"
+);
+typed_id!(
+    /// An outbound webhook message (one event, in the outbox).
+    MessageId, "msg", "webhook message"
+);
+typed_id!(
+    /// One delivery attempt of a webhook message to an endpoint.
+    AttemptId, "att", "webhook attempt"
 );
 
 #[cfg(test)]

@@ -11,3 +11,4 @@ pub mod integrity;
 pub mod manifest;
 pub mod money;
 pub mod webhooks;
+pub mod outbound;

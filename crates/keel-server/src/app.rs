@@ -155,6 +155,14 @@ impl Application {
             .webhooks
             .worker
             .then(|| tokio::spawn(webhooks::worker::run(self.state.clone(), rx.clone())));
+        let webhook_worker = self.state.settings().outbound.worker.then(|| {
+            let worker = crate::webhooks::outbound::Worker::new(
+                self.state.store().clone(),
+                std::sync::Arc::new(crate::webhooks::outbound::SystemClock),
+                self.state.settings().outbound.clone(),
+            );
+            tokio::spawn(worker.run(rx.clone()))
+        });
         let metrics = axum::serve(self.metrics_listener, self.metrics_router)
             .with_graceful_shutdown(stopped(rx.clone()));
         let metrics = tokio::spawn(async move { metrics.await });
@@ -177,6 +185,9 @@ impl Application {
         let _ = sweeper.await;
         let _ = idempotency_sweeper.await;
         if let Some(worker) = inbox_worker {
+            let _ = worker.await;
+        }
+        if let Some(worker) = webhook_worker {
             let _ = worker.await;
         }
         let store = self.state.store().clone();
@@ -205,6 +216,8 @@ fn assemble(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
         .merge(gateway::router())
         .merge(webhooks::routes::router())
         .merge(webhooks::links::router())
+        .merge(crate::webhooks::outbound::routes::router())
+        .merge(billing::checkout::router())
         .merge(extra)
         .split_for_parts();
     let mut api = api;

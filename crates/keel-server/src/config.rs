@@ -87,6 +87,10 @@ pub struct Settings {
     pub hsts: Option<String>,
     /// Inbound webhooks: provider secrets, trust anchors, the inbox worker.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// Outbound webhook delivery (`webhook_*`).
+    pub outbound: crate::webhooks::outbound::WebhookSettings,
+    /// Stripe Checkout and Billing Portal (`stripe_*`, the key from the environment).
+    pub stripe: crate::billing::checkout::StripeSettings,
 }
 
 impl Default for Settings {
@@ -118,6 +122,8 @@ impl Default for Settings {
             hsts: None,
             idempotency_ttl: Duration::from_secs(24 * 3600),
             webhooks: Default::default(),
+            outbound: Default::default(),
+            stripe: Default::default(),
         }
     }
 }
@@ -184,6 +190,42 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "KEEL_IDEMPOTENCY_TTL",
         "--idempotency-ttl",
     ),
+    ("webhook_worker", "KEEL_WEBHOOK_WORKER", "--webhook-worker"),
+    (
+        "webhook_poll_interval",
+        "KEEL_WEBHOOK_POLL_INTERVAL",
+        "--webhook-poll-interval",
+    ),
+    (
+        "webhook_timeout",
+        "KEEL_WEBHOOK_TIMEOUT",
+        "--webhook-timeout",
+    ),
+    (
+        "webhook_allow_private_urls",
+        "KEEL_WEBHOOK_ALLOW_PRIVATE_URLS",
+        "--webhook-allow-private-urls",
+    ),
+    (
+        "stripe_api_base",
+        "KEEL_STRIPE_API_BASE",
+        "--stripe-api-base",
+    ),
+    (
+        "stripe_success_url",
+        "KEEL_STRIPE_SUCCESS_URL",
+        "--stripe-success-url",
+    ),
+    (
+        "stripe_cancel_url",
+        "KEEL_STRIPE_CANCEL_URL",
+        "--stripe-cancel-url",
+    ),
+    (
+        "stripe_portal_return_url",
+        "KEEL_STRIPE_PORTAL_RETURN_URL",
+        "--stripe-portal-return-url",
+    ),
 ];
 
 /// The raw layers, each a map from `[server]` key to (where it came from, value).
@@ -234,6 +276,7 @@ impl Settings {
             webhooks: crate::webhooks::WebhookSettings::from_env(&layers.env)?,
             ..Settings::default()
         };
+        s.stripe.secret_key = crate::billing::checkout::secret_key(&layers.env)?;
         for (k, (source, value)) in raw {
             apply(&mut s, k, &value).map_err(|expected| ConfigError {
                 key: source,
@@ -357,6 +400,10 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), &'static str> {
         "rate_limit_fail_mode" => s.rate_limit_fail_mode = crate::integrity::FailMode::parse(v)?,
         "cors_origins" => s.cors_origins = crate::integrity::headers::parse_origins(v)?,
         "hsts" => s.hsts = crate::integrity::headers::parse_hsts(v)?,
+        k if k.starts_with("webhook_") => {
+            crate::webhooks::outbound::settings::apply(&mut s.outbound, k, v)?
+        }
+        k if k.starts_with("stripe_") => crate::billing::checkout::apply(&mut s.stripe, k, v)?,
         _ => return Err("a known setting"),
     }
     Ok(())

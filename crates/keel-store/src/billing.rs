@@ -252,6 +252,16 @@ pub trait BillingStore {
         scope: &TenantScope,
         entries: Vec<NewLedgerEntry>,
     ) -> StoreResult<Vec<(LedgerEntry, bool)>>;
+    /// As [`Self::record_usage`], and in the same transaction sends
+    /// `quota.threshold_reached` for each of `watch`'s users' gates (key and limit; the
+    /// amount is ignored) whose counter the usage made reach 80 % or 100 % of its limit,
+    /// once per counter, window and threshold.
+    async fn record_usage_watched(
+        &self,
+        scope: &TenantScope,
+        entries: Vec<NewLedgerEntry>,
+        watch: Vec<(UserId, Vec<Gate>)>,
+    ) -> StoreResult<Vec<(LedgerEntry, bool)>>;
     /// Current values of a user's counters, and of the tenant's for keys owned by the
     /// tenant (missing ones are zero).
     async fn counters(

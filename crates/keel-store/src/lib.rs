@@ -25,6 +25,10 @@ mod system;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod webhooks;
+mod webhook_calc;
+mod webhook_events;
+mod webhook_records;
+mod webhook_out;
 
 use std::sync::Arc;
 
@@ -52,6 +56,10 @@ pub use webhooks::{
     InboxEvent, InboxResolution, InboxStatus, InboxStore, NewInboxEvent, ResolveOutcome,
     SubscriptionChange,
 };
+pub use webhook_out::{
+    all_tenants, AttemptOutcome, AttemptRecord, AttemptResult, DeliveryStatus, DueDelivery,
+    EndpointRecord, EndpointUpdate, MessageRecord, NewEndpoint, OutboxMessage, WebhookStore,
+};
 
 /// Everything Keel stores, behind one object the server holds.
 pub trait Store:
@@ -65,6 +73,7 @@ pub trait Store:
     + LeverStore
     + SafetyStore
     + InboxStore
+    + WebhookStore
     + Send
     + Sync
     + 'static
@@ -82,6 +91,7 @@ impl<T> Store for T where
         + LeverStore
         + SafetyStore
         + InboxStore
+        + WebhookStore
         + Send
         + Sync
         + 'static

@@ -24,7 +24,7 @@ pub use jobs::{
     StateSet, Timeout, Transition,
 };
 pub use model::{Aggregation, Feature, Manifest, Meter, Product, TimeZone, Typical};
-pub use plan::{Addon, Limit, LimitScope, Plan};
+pub use plan::{Addon, Limit, LimitScope, Plan, StripePlan};
 pub use rate::{ClassLimits, RateLimit, RateLimits, RouteClass, Scope};
 pub use route::{Deployment, PlanSelector, Pricing, ProviderKind, Route};
 pub use safety::{Pattern, SafetyAction, SafetyRule};

@@ -49,6 +49,27 @@ pub struct Plan {
     /// the product-wide `[rate_limits]` scope by scope.
     #[serde(default)]
     pub rate_limits: RateLimits,
+    /// How the plan is sold through Stripe Checkout (`[plans.<name>.stripe]`).
+    pub stripe: Option<StripePlan>,
+}
+
+/// `[plans.<name>.stripe]`: the Stripe price a checkout for this plan subscribes to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StripePlan {
+    /// A recurring Stripe price id, `price_…`.
+    pub price: String,
+}
+
+impl StripePlan {
+    /// Whether `price` looks like a Stripe price id: `price_` then 1 to 200 letters, digits
+    /// or underscores.
+    pub fn price_is_valid(price: &str) -> bool {
+        price.strip_prefix("price_").is_some_and(|rest| {
+            (1..=200).contains(&rest.len())
+                && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+    }
 }
 
 impl Plan {

@@ -1,5 +1,6 @@
 //! The billing context: plans from subscriptions, entitlements, reservations, the ledger.
 
+pub mod checkout;
 pub(crate) mod entitlements;
 pub mod levers;
 pub(crate) mod reservations;

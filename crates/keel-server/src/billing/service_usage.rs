@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
 use keel_core::billing::terms_for;
-use keel_store::{LedgerEntry, NewLedgerEntry, TenantScope};
+use keel_core::ids::UserId;
+use keel_store::{Gate, LedgerEntry, NewLedgerEntry, TenantScope};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -22,6 +23,14 @@ use super::{gate_key, plan_for};
 use crate::http::error::ErrorEnvelope;
 use crate::integrity::ServiceCaller;
 use crate::{ApiError, ApiJson, AppState};
+
+/// One tenant's records: its scope, the entries with their positions, and each entry's
+/// user and gates (for threshold events).
+type Batch = (
+    TenantScope,
+    Vec<(usize, NewLedgerEntry)>,
+    Vec<(UserId, Vec<Gate>)>,
+);
 
 /// Most records in one batch.
 pub const MAX_BATCH: usize = 1000;
@@ -89,8 +98,7 @@ async fn record_usage(
     }
     let now = Utc::now();
     // Validate everything first: a bad record changes nothing.
-    let mut per_tenant: HashMap<String, (TenantScope, Vec<(usize, NewLedgerEntry)>)> =
-        HashMap::new();
+    let mut per_tenant: HashMap<String, Batch> = HashMap::new();
     for (i, e) in body.entries.into_iter().enumerate() {
         let at = |err: ApiError| err.with_details(json!({"index": i}));
         if e.idempotency_key.is_empty() || e.idempotency_key.len() > 255 {
@@ -117,16 +125,27 @@ async fn record_usage(
             counters: terms.gates.iter().map(gate_key).collect(),
             balance_micros: terms.balance_micros,
         };
-        per_tenant
+        let batch = per_tenant
             .entry(scope.tenant().to_string())
-            .or_insert_with(|| (scope, Vec::new()))
-            .1
-            .push((i, entry));
+            .or_insert_with(|| (scope, Vec::new(), Vec::new()));
+        batch.1.push((i, entry));
+        // Their limits, so the store can tell when the usage reaches 80 % or 100 %.
+        let gates = terms.gates.iter().map(|g| Gate {
+            key: gate_key(g),
+            limit: g.limit,
+            amount: g.amount,
+            code: g.code.to_string(),
+            resets_at: Some(g.resets_at),
+        });
+        batch.2.push((user, gates.collect()));
     }
     let mut out: Vec<(usize, RecordedOut)> = Vec::new();
-    for (_, (scope, entries)) in per_tenant {
+    for (_, (scope, entries, watch)) in per_tenant {
         let (idx, entries): (Vec<usize>, Vec<NewLedgerEntry>) = entries.into_iter().unzip();
-        let recorded = state.store().record_usage(&scope, entries).await?;
+        let recorded = state
+            .store()
+            .record_usage_watched(&scope, entries, watch)
+            .await?;
         out.extend(
             idx.into_iter()
                 .zip(recorded)

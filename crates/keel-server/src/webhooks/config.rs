@@ -94,10 +94,10 @@ pub const ENV_KEYS: &[&str] = &[
     "KEEL_GOOGLEPLAY_JWKS_FILE",
     "KEEL_GOOGLEPLAY_JWKS_URL",
     "KEEL_GOOGLEPLAY_PACKAGE",
-    "KEEL_WEBHOOK_WORKER",
-    "KEEL_WEBHOOK_MAX_ATTEMPTS",
-    "KEEL_WEBHOOK_POLL_INTERVAL",
-    "KEEL_WEBHOOK_RETRY_BASE",
+    "KEEL_INBOX_WORKER",
+    "KEEL_INBOX_MAX_ATTEMPTS",
+    "KEEL_INBOX_POLL_INTERVAL",
+    "KEEL_INBOX_RETRY_BASE",
 ];
 
 fn bad(key: &str, value: &str, expected: impl Into<String>) -> ConfigError {
@@ -183,31 +183,31 @@ impl WebhookSettings {
             }
             s.google_jwks_url = Some(url.to_string());
         }
-        if let Some(v) = get("KEEL_WEBHOOK_WORKER") {
+        if let Some(v) = get("KEEL_INBOX_WORKER") {
             s.worker = match v {
                 "on" | "true" => true,
                 "off" | "false" => false,
-                _ => return Err(bad("KEEL_WEBHOOK_WORKER", v, "on or off")),
+                _ => return Err(bad("KEEL_INBOX_WORKER", v, "on or off")),
             };
         }
-        if let Some(v) = get("KEEL_WEBHOOK_MAX_ATTEMPTS") {
+        if let Some(v) = get("KEEL_INBOX_MAX_ATTEMPTS") {
             s.max_attempts = v
                 .parse()
                 .ok()
                 .filter(|n| (1..=100).contains(n))
                 .ok_or_else(|| {
                     bad(
-                        "KEEL_WEBHOOK_MAX_ATTEMPTS",
+                        "KEEL_INBOX_MAX_ATTEMPTS",
                         v,
                         "a whole number from 1 to 100",
                     )
                 })?;
         }
-        if let Some(v) = get("KEEL_WEBHOOK_POLL_INTERVAL") {
-            s.poll_interval = duration("KEEL_WEBHOOK_POLL_INTERVAL", v)?;
+        if let Some(v) = get("KEEL_INBOX_POLL_INTERVAL") {
+            s.poll_interval = duration("KEEL_INBOX_POLL_INTERVAL", v)?;
         }
-        if let Some(v) = get("KEEL_WEBHOOK_RETRY_BASE") {
-            s.retry_base = duration("KEEL_WEBHOOK_RETRY_BASE", v)?;
+        if let Some(v) = get("KEEL_INBOX_RETRY_BASE") {
+            s.retry_base = duration("KEEL_INBOX_RETRY_BASE", v)?;
         }
         Ok(s)
     }
@@ -258,9 +258,9 @@ mod tests {
     #[test]
     fn bad_values_name_their_key() {
         for (key, value) in [
-            ("KEEL_WEBHOOK_WORKER", "maybe"),
-            ("KEEL_WEBHOOK_MAX_ATTEMPTS", "0"),
-            ("KEEL_WEBHOOK_RETRY_BASE", "soon"),
+            ("KEEL_INBOX_WORKER", "maybe"),
+            ("KEEL_INBOX_MAX_ATTEMPTS", "0"),
+            ("KEEL_INBOX_RETRY_BASE", "soon"),
             ("KEEL_APPSTORE_ROOT_CERTS", "/nonexistent/root.pem"),
             ("KEEL_GOOGLEPLAY_JWKS_FILE", "/nonexistent/jwks.json"),
         ] {

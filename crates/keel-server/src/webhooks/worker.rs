@@ -1,6 +1,6 @@
 //! The inbox worker: claims due events (each by one node only), applies them, retries
 //! failures with exponential backoff and dead-letters an event after
-//! `KEEL_WEBHOOK_MAX_ATTEMPTS` failures or at once when it can never apply.
+//! `KEEL_INBOX_MAX_ATTEMPTS` failures or at once when it can never apply.
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -73,7 +73,16 @@ impl BillingStore for PostgresStore {
         scope: &TenantScope,
         entries: Vec<NewLedgerEntry>,
     ) -> StoreResult<Vec<(LedgerEntry, bool)>> {
-        billing_ledger::record_usage(self, scope, entries).await
+        billing_ledger::record_usage(self, scope, entries, &[]).await
+    }
+
+    async fn record_usage_watched(
+        &self,
+        scope: &TenantScope,
+        entries: Vec<NewLedgerEntry>,
+        watch: Vec<(UserId, Vec<crate::Gate>)>,
+    ) -> StoreResult<Vec<(LedgerEntry, bool)>> {
+        billing_ledger::record_usage(self, scope, entries, &watch).await
     }
 
     async fn counters(

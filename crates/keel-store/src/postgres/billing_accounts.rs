@@ -152,11 +152,36 @@ pub(super) async fn get_subscription(
     .transpose()
 }
 
+/// The subscription as this transaction sees it, locked until it ends.
+async fn locked_subscription(
+    conn: &mut sqlx::PgConnection,
+    tenant: &str,
+    user: UserId,
+) -> StoreResult<Option<Subscription>> {
+    sqlx::query(concat!(
+        "SELECT ",
+        subscription_columns!(),
+        " FROM subscriptions WHERE tenant_id = $1 AND user_id = $2 FOR UPDATE"
+    ))
+    .bind(tenant)
+    .bind(user.to_string())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_sqlx)?
+    .as_ref()
+    .map(billing_rows::subscription)
+    .transpose()
+}
+
 pub(super) async fn put_subscription(
     store: &PostgresStore,
     scope: &TenantScope,
     sub: Subscription,
 ) -> StoreResult<()> {
+    // The change and its `subscription.changed` message commit together.
+    let tenant = scope.tenant().to_string();
+    let mut tx = store.pool().begin().await.map_err(map_sqlx)?;
+    let before = locked_subscription(&mut tx, &tenant, sub.user_id).await?;
     sqlx::query(
         "INSERT INTO subscriptions (tenant_id, user_id, plan, status, period_start, period_end,
                                     source, addons, updated_at)
@@ -166,7 +191,7 @@ pub(super) async fn put_subscription(
              period_start = excluded.period_start, period_end = excluded.period_end,
              source = excluded.source, addons = excluded.addons, updated_at = excluded.updated_at",
     )
-    .bind(scope.tenant().to_string())
+    .bind(&tenant)
     .bind(sub.user_id.to_string())
     .bind(&sub.plan)
     .bind(&sub.status)
@@ -175,8 +200,15 @@ pub(super) async fn put_subscription(
     .bind(&sub.source)
     .bind(Json(&sub.addons))
     .bind(crate::micros(sub.updated_at))
-    .execute(store.pool())
+    .execute(&mut *tx)
     .await
     .map_err(map_sqlx)?;
+    let after = Subscription {
+        period_start: crate::micros(sub.period_start),
+        period_end: crate::micros(sub.period_end),
+        ..sub
+    };
+    super::webhook_outbox::subscription(&mut tx, &tenant, before.as_ref(), &after).await?;
+    tx.commit().await.map_err(map_sqlx)?;
     Ok(())
 }

@@ -89,6 +89,7 @@ pub(super) async fn record_usage(
     store: &PostgresStore,
     scope: &TenantScope,
     entries: Vec<NewLedgerEntry>,
+    watch: &[(UserId, Vec<crate::Gate>)],
 ) -> StoreResult<Vec<(LedgerEntry, bool)>> {
     if entries.is_empty() {
         return Ok(Vec::new());
@@ -110,6 +111,9 @@ pub(super) async fn record_usage(
         recorded.push((i, outcome));
     }
     apply(&mut tx, &changes).await?;
+    for (user, gates) in watch {
+        super::webhook_outbox::thresholds_of(&mut tx, &tenant, &user.to_string(), gates).await?;
+    }
     tx.commit().await.map_err(map_sqlx)?;
     recorded.sort_by_key(|(i, _)| *i);
     Ok(recorded.into_iter().map(|(_, outcome)| outcome).collect())

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use keel_core::ids::ReservationId;
 use sqlx::PgConnection;
 
-use super::{billing_ledger, billing_reserve, PostgresStore};
+use super::{billing_ledger, billing_reserve, webhook_outbox, PostgresStore};
 use crate::billing_calc::{self, Settlement};
 use crate::billing_rows::{self, reservation_columns};
 use crate::error::map_sqlx;
@@ -30,7 +30,14 @@ pub(super) async fn commit(
     match r.status {
         ReservationStatus::Active if r.expires_at > now => {}
         ReservationStatus::Active => {
-            end(&mut tx, &[r], ReservationStatus::Expired, now).await?;
+            end(
+                &mut tx,
+                std::slice::from_ref(&r),
+                ReservationStatus::Expired,
+                now,
+            )
+            .await?;
+            webhook_outbox::expired(&mut tx, &[r], now).await?;
             tx.commit().await.map_err(map_sqlx)?;
             return Ok(CommitOutcome::NotActive(ReservationStatus::Expired));
         }
@@ -64,6 +71,7 @@ pub(super) async fn commit(
     let mut changes = Settlement::default();
     changes.commit(&r, &entry, paid);
     apply(&mut tx, &changes).await?;
+    webhook_outbox::thresholds(&mut tx, &r).await?;
     tx.commit().await.map_err(map_sqlx)?;
     Ok(CommitOutcome::Committed(entry))
 }
@@ -85,7 +93,10 @@ pub(super) async fn release(
         ReservationStatus::Active => (ReservationStatus::Active, ReservationStatus::Released),
         status => return Ok(status),
     };
-    end(&mut tx, &[r], to, now).await?;
+    end(&mut tx, std::slice::from_ref(&r), to, now).await?;
+    if to == ReservationStatus::Expired {
+        webhook_outbox::expired(&mut tx, &[r], now).await?;
+    }
     tx.commit().await.map_err(map_sqlx)?;
     Ok(before)
 }
@@ -117,6 +128,7 @@ pub(super) async fn expire(
     .map(|row| Ok(billing_rows::reservation(row)?.0))
     .collect::<StoreResult<Vec<_>>>()?;
     end(&mut tx, &due, ReservationStatus::Expired, now).await?;
+    webhook_outbox::expired(&mut tx, &due, now).await?;
     tx.commit().await.map_err(map_sqlx)?;
     Ok(due
         .into_iter()

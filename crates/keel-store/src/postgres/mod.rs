@@ -16,6 +16,9 @@ mod safety;
 mod sessions;
 mod users;
 mod webhooks;
+pub(crate) mod webhook_outbox;
+mod webhook_out;
+mod webhooks_claim;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -91,7 +91,22 @@ impl BillingStore for SqliteStore {
         }
         let tenant = scope.tenant().to_string();
         self.writer()
-            .run(move |conn| billing_ledger::record_usage(conn, &tenant, entries))
+            .run(move |conn| billing_ledger::record_usage(conn, &tenant, entries, &[]))
+            .await
+    }
+
+    async fn record_usage_watched(
+        &self,
+        scope: &TenantScope,
+        entries: Vec<NewLedgerEntry>,
+        watch: Vec<(UserId, Vec<crate::Gate>)>,
+    ) -> StoreResult<Vec<(LedgerEntry, bool)>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tenant = scope.tenant().to_string();
+        self.writer()
+            .run(move |conn| billing_ledger::record_usage(conn, &tenant, entries, &watch))
             .await
     }
 

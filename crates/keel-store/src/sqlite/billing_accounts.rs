@@ -112,14 +112,22 @@ pub(super) async fn get_subscription(
     scope: &TenantScope,
     user: UserId,
 ) -> StoreResult<Option<Subscription>> {
+    subscription_in(store.pool(), &scope.tenant().to_string(), user).await
+}
+
+async fn subscription_in(
+    db: impl SqliteExecutor<'_>,
+    tenant: &str,
+    user: UserId,
+) -> StoreResult<Option<Subscription>> {
     sqlx::query(concat!(
         "SELECT ",
         subscription_columns!(),
         " FROM subscriptions WHERE tenant_id = ? AND user_id = ?"
     ))
-    .bind(scope.tenant().to_string())
+    .bind(tenant)
     .bind(user.to_string())
-    .fetch_optional(store.pool())
+    .fetch_optional(db)
     .await
     .map_err(map_sqlx)?
     .as_ref()
@@ -132,6 +140,10 @@ pub(super) async fn put_subscription(
     scope: &TenantScope,
     sub: Subscription,
 ) -> StoreResult<()> {
+    // The change and its `subscription.changed` message commit together.
+    let tenant = scope.tenant().to_string();
+    let mut tx = store.begin_write().await?;
+    let before = subscription_in(&mut *tx, &tenant, sub.user_id).await?;
     sqlx::query(
         "INSERT INTO subscriptions (tenant_id, user_id, plan, status, period_start, period_end,
                                     source, addons, updated_at)
@@ -141,7 +153,7 @@ pub(super) async fn put_subscription(
              period_start = excluded.period_start, period_end = excluded.period_end,
              source = excluded.source, addons = excluded.addons, updated_at = excluded.updated_at",
     )
-    .bind(scope.tenant().to_string())
+    .bind(&tenant)
     .bind(sub.user_id.to_string())
     .bind(&sub.plan)
     .bind(&sub.status)
@@ -150,8 +162,15 @@ pub(super) async fn put_subscription(
     .bind(&sub.source)
     .bind(Json(&sub.addons))
     .bind(crate::micros(sub.updated_at))
-    .execute(store.pool())
+    .execute(&mut *tx)
     .await
     .map_err(map_sqlx)?;
+    let after = Subscription {
+        period_start: crate::micros(sub.period_start),
+        period_end: crate::micros(sub.period_end),
+        ..sub
+    };
+    super::webhook_outbox::subscription(&mut tx, &tenant, before.as_ref(), &after).await?;
+    tx.commit().await.map_err(map_sqlx)?;
     Ok(())
 }

@@ -104,6 +104,7 @@ pub(super) fn record_usage(
     conn: &Connection,
     tenant: &str,
     entries: Vec<NewLedgerEntry>,
+    watch: &[(keel_core::ids::UserId, Vec<crate::Gate>)],
 ) -> StoreResult<Step<Vec<(LedgerEntry, bool)>>> {
     let now = crate::now();
     let mut changes = Settlement::default();
@@ -121,6 +122,9 @@ pub(super) fn record_usage(
         recorded.push((i, outcome));
     }
     apply(conn, &changes)?;
+    for (user, gates) in watch {
+        super::webhook_outbox::thresholds_of(conn, tenant, &user.to_string(), gates)?;
+    }
     recorded.sort_by_key(|(i, _)| *i);
     Ok(Step::Keep(
         recorded.into_iter().map(|(_, outcome)| outcome).collect(),

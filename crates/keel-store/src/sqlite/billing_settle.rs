@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use keel_core::ids::ReservationId;
 use rusqlite::{params, Connection};
 
-use super::billing_ledger;
 use super::billing_reserve::get_in;
 use super::lite::{self, map_lite, Lite};
 use super::writer::Step;
+use super::{billing_ledger, webhook_outbox};
 use crate::billing_calc::{self, Settlement};
 use crate::billing_rows::{self, reservation_columns};
 use crate::{
@@ -28,7 +28,13 @@ pub(super) fn commit(
     match r.status {
         ReservationStatus::Active if r.expires_at > now => {}
         ReservationStatus::Active => {
-            end(conn, &[r], ReservationStatus::Expired, now)?;
+            end(
+                conn,
+                std::slice::from_ref(&r),
+                ReservationStatus::Expired,
+                now,
+            )?;
+            webhook_outbox::expired(conn, &[r], now)?;
             return Ok(Step::Keep(CommitOutcome::NotActive(
                 ReservationStatus::Expired,
             )));
@@ -52,6 +58,7 @@ pub(super) fn commit(
     let mut changes = Settlement::default();
     changes.commit(&r, &entry, paid);
     apply(conn, &changes)?;
+    webhook_outbox::thresholds(conn, &r)?;
     conn.prepare_cached(
         "UPDATE reservations SET status = 'committed', committed_amount = ?, settled_at = ?
          WHERE id = ? AND tenant_id = ?",
@@ -83,7 +90,10 @@ pub(super) fn release(
         ReservationStatus::Active => (ReservationStatus::Active, ReservationStatus::Released),
         status => return Ok(Step::Keep(status)),
     };
-    end(conn, &[r], to, now)?;
+    end(conn, std::slice::from_ref(&r), to, now)?;
+    if to == ReservationStatus::Expired {
+        webhook_outbox::expired(conn, &[r], now)?;
+    }
     Ok(Step::Keep(before))
 }
 
@@ -110,6 +120,7 @@ pub(super) fn expire(
         .map(|row| row.map_err(map_lite).and_then(std::convert::identity))
         .collect::<StoreResult<Vec<_>>>()?;
     end(conn, &due, ReservationStatus::Expired, now)?;
+    webhook_outbox::expired(conn, &due, now)?;
     Ok(Step::Keep(
         due.into_iter()
             .map(|r| ReservationRecord {

@@ -17,6 +17,9 @@ mod safety;
 mod sessions;
 mod users;
 mod webhooks;
+pub(crate) mod webhook_outbox;
+mod webhook_out;
+mod webhooks_claim;
 mod writer;
 
 use std::io::Write;

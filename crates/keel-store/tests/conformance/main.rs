@@ -42,6 +42,10 @@ mod sessions;
 mod users;
 mod webhooks;
 mod webhooks_apply;
+mod webhook_fixtures;
+mod webhook_out;
+mod webhooks_outbox;
+mod webhooks_replay;
 
 struct Harness {
     store: DynStore,

@@ -217,6 +217,16 @@ impl Checker<'_> {
         }
         self.addons(name, plan, &path);
         self.rate_limits(&path.key("rate_limits"), &plan.rate_limits, Some(name));
+        if let Some(stripe) = plan.stripe.as_ref() {
+            if !super::plan::StripePlan::price_is_valid(&stripe.price) {
+                let message = format!(
+                    "invalid Stripe price `{}`: expected `price_` followed by letters, digits or _",
+                    stripe.price
+                );
+                self.issues
+                    .push(Issue::value(path.key("stripe").key("price"), message));
+            }
+        }
     }
 
     fn addons(&mut self, plan_name: &str, plan: &Plan, path: &Path) {

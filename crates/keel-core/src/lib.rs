@@ -8,5 +8,6 @@ pub mod gateway;
 pub mod identity;
 pub mod ids;
 pub mod integrity;
+pub mod jobs;
 pub mod manifest;
 pub mod money;

@@ -14,6 +14,10 @@ mod error;
 mod idempotency;
 mod identity;
 mod identity_records;
+pub mod jobs;
+mod jobs_impl;
+mod jobs_sql;
+mod jobs_write;
 pub mod levers;
 mod levers_sql;
 pub mod postgres;
@@ -42,6 +46,7 @@ pub use identity::{
     ChallengeRecord, FailureCount, NewAdmin, NewApiKey, NewRefreshToken, NewSession, NewUser,
     RefreshTokenRecord, Rotation, SessionRecord, SigningKeyRecord, UserRecord, UserStore,
 };
+pub use jobs::JobStore;
 pub use levers::{KillSwitch, LeverStore, QuotaOverride};
 pub use scope::TenantScope;
 pub use system::{Backend, SchemaStatus, SystemStore};
@@ -56,6 +61,7 @@ pub trait Store:
     + BillingStore
     + IdempotencyStore
     + LeverStore
+    + JobStore
     + Send
     + Sync
     + 'static
@@ -71,6 +77,7 @@ impl<T> Store for T where
         + BillingStore
         + IdempotencyStore
         + LeverStore
+        + JobStore
         + Send
         + Sync
         + 'static

@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::http::middleware as mw;
 use crate::http::{openapi::ApiDoc, request_id};
 use crate::identity::{self, Identity};
-use crate::{admin, billing, integrity};
+use crate::{admin, billing, integrity, jobs};
 use crate::{ops, telemetry, AppState, Settings};
 
 /// Why the server could not start.
@@ -149,6 +149,11 @@ impl Application {
             self.state.settings().sweep_interval,
             rx.clone(),
         ));
+        let job_timers = tokio::spawn(jobs::timers::run(
+            self.state.clone(),
+            self.state.settings().jobs_timer_poll,
+            rx.clone(),
+        ));
         let metrics = axum::serve(self.metrics_listener, self.metrics_router)
             .with_graceful_shutdown(stopped(rx.clone()));
         let metrics = tokio::spawn(async move { metrics.await });
@@ -170,6 +175,7 @@ impl Application {
         metrics.abort();
         let _ = sweeper.await;
         let _ = idempotency_sweeper.await;
+        let _ = job_timers.await;
         let store = self.state.store().clone();
         if tokio::time::timeout(Duration::from_secs(5), store.close())
             .await
@@ -190,6 +196,8 @@ fn assemble(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
         .merge(identity::me_routes::router())
         .merge(billing::routes::router())
         .merge(billing::service_routes::router())
+        .merge(jobs::routes::router())
+        .merge(jobs::service_routes::router())
         .merge(admin::auth::router())
         .merge(admin::accounts::router())
         .merge(admin::levers::router())

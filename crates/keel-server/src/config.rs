@@ -85,6 +85,10 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// `Strict-Transport-Security` value; the header is not sent when unset.
     pub hsts: Option<String>,
+    /// Largest job event `data` (serialised JSON bytes) a worker may append.
+    pub job_event_max_bytes: usize,
+    /// How often each node looks for due job timers.
+    pub jobs_timer_poll: Duration,
 }
 
 impl Default for Settings {
@@ -115,6 +119,8 @@ impl Default for Settings {
             cors_origins: Vec::new(),
             hsts: None,
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            job_event_max_bytes: 64 * 1024,
+            jobs_timer_poll: Duration::from_secs(1),
         }
     }
 }
@@ -180,6 +186,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "idempotency_ttl",
         "KEEL_IDEMPOTENCY_TTL",
         "--idempotency-ttl",
+    ),
+    (
+        "job_event_max_bytes",
+        "KEEL_JOB_EVENT_MAX_BYTES",
+        "--job-event-max-bytes",
+    ),
+    (
+        "jobs_timer_poll_ms",
+        "KEEL_JOBS_TIMER_POLL_MS",
+        "--jobs-timer-poll-ms",
     ),
 ];
 
@@ -353,6 +369,19 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), &'static str> {
         "rate_limit_fail_mode" => s.rate_limit_fail_mode = crate::integrity::FailMode::parse(v)?,
         "cors_origins" => s.cors_origins = crate::integrity::headers::parse_origins(v)?,
         "hsts" => s.hsts = crate::integrity::headers::parse_hsts(v)?,
+        "job_event_max_bytes" => {
+            s.job_event_max_bytes = parse_size(v)
+                .filter(|n| *n <= 16 * 1024 * 1024)
+                .ok_or("a size from 1 byte to 16MiB, like 65536 or 64KiB")?
+        }
+        "jobs_timer_poll_ms" => {
+            s.jobs_timer_poll = v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (10..=60_000).contains(n))
+                .map(Duration::from_millis)
+                .ok_or("milliseconds from 10 to 60000")?
+        }
         _ => return Err("a known setting"),
     }
     Ok(())

@@ -22,6 +22,7 @@ struct Inner {
     redis: Option<redis::aio::ConnectionManager>,
     kill_switches: crate::billing::levers::KillSwitchCache,
     openapi: OnceLock<String>,
+    job_clock: crate::jobs::JobClock,
 }
 
 impl AppState {
@@ -42,6 +43,7 @@ impl AppState {
                 redis,
                 kill_switches: Default::default(),
                 openapi: OnceLock::new(),
+                job_clock: Default::default(),
             }),
         }
     }
@@ -69,6 +71,11 @@ impl AppState {
     /// The kill switches as this node last read them.
     pub fn kill_switches(&self) -> &crate::billing::levers::KillSwitchCache {
         &self.inner.kill_switches
+    }
+
+    /// The jobs context's clock (tests advance it to fire timers).
+    pub fn job_clock(&self) -> &crate::jobs::JobClock {
+        &self.inner.job_clock
     }
 
     /// The settings the server runs with.

@@ -288,6 +288,9 @@ pub trait JobStore {
     /// Reads a job; `None` when it is not in the scope.
     async fn find_job(&self, scope: &TenantScope, id: JobId) -> StoreResult<Option<JobRecord>>;
 
+    /// Reads a job in any tenant: only for service callers, which act for every tenant.
+    async fn locate_job(&self, id: JobId) -> StoreResult<Option<JobRecord>>;
+
     /// Lists jobs, newest first.
     async fn list_jobs(&self, scope: &TenantScope, query: &JobQuery)
         -> StoreResult<Vec<JobRecord>>;

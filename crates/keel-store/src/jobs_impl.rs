@@ -102,6 +102,18 @@ macro_rules! job_store_impl {
                 row.as_ref().map($crate::jobs_sql::job).transpose()
             }
 
+            async fn locate_job(
+                &self,
+                id: keel_core::ids::JobId,
+            ) -> $crate::StoreResult<Option<$crate::jobs::JobRecord>> {
+                let row = sqlx::query($crate::jobs_sql::LOCATE)
+                    .bind(id.to_string())
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err($crate::error::map_sqlx)?;
+                row.as_ref().map($crate::jobs_sql::job).transpose()
+            }
+
             async fn list_jobs(
                 &self,
                 scope: &$crate::TenantScope,

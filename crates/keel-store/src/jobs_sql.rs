@@ -25,6 +25,8 @@ pub(crate) const FIND: &str = concat!(
     " FROM jobs WHERE tenant_id = $1 AND id = $2"
 );
 
+pub(crate) const LOCATE: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
+
 pub(crate) const FIND_BY_KEY: &str = concat!(
     "SELECT ",
     job_columns!(),

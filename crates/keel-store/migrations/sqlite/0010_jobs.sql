@@ -23,6 +23,8 @@ CREATE TABLE jobs (
 -- A double create with one key finds the first job.
 CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant_id, user_id, job_type, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
+-- Service callers find a job by id alone.
+CREATE UNIQUE INDEX jobs_by_id ON jobs (id);
 -- Listing a user's jobs, newest first.
 CREATE INDEX jobs_by_user ON jobs (tenant_id, user_id, id);
 -- Counting active jobs for a concurrency cap.

@@ -156,6 +156,9 @@ pub enum Command {
     /// The usage ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// Sign a service call: print its x-keel-* headers, or a curl command with --curl.
     Sign(Box<crate::sign::SignArgs>),
 }
@@ -169,6 +172,18 @@ pub enum LedgerCommand {
         /// Overwrite mismatched counters with the recomputed values.
         #[arg(long)]
         repair: bool,
+    },
+}
+
+/// `keel jobs …`
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Delete the events of jobs finished longer ago than their type's retention, keeping
+    /// daily statistics; refuses (exit 3) to delete over half of a type's events unless forced.
+    Retention {
+        /// Delete even when more than half of a type's events would go.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -204,6 +219,9 @@ pub fn main() -> ExitCode {
         Command::Keys(KeysCommand::Rotate) => crate::operator::rotate_keys(&cli.global),
         Command::Ledger(LedgerCommand::Verify { repair }) => {
             crate::operator::verify_ledger(&cli.global, repair)
+        }
+        Command::Jobs(JobsCommand::Retention { force }) => {
+            crate::jobs_cmd::retention(&cli.global, force)
         }
         Command::Sign(args) => crate::sign::sign(&args),
     }

@@ -2,5 +2,6 @@
 
 pub mod cli;
 mod commands;
+mod jobs_cmd;
 mod operator;
 mod sign;

@@ -3,6 +3,7 @@
 //! [`service_routes`], the timer loop in [`timers`].
 
 mod billing;
+pub mod retention;
 pub mod routes;
 pub mod service;
 pub mod service_routes;

@@ -65,7 +65,7 @@ async fn create_job(
     headers: HeaderMap,
     ApiJson(body): ApiJson<JobIn>,
 ) -> Result<Response, ApiError> {
-    user.require_scope("jobs:write")?;
+    user.require_scope("jobs")?;
     let input = body.input.unwrap_or_else(|| json!({}));
     if !input.is_object() {
         return Err(invalid(
@@ -160,7 +160,7 @@ async fn list_jobs(
     user: AuthUser,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<JobPage>, ApiError> {
-    user.require_scope("jobs:read")?;
+    user.require_scope("jobs")?;
     let limit = page_limit(q.limit.as_deref(), 100)?;
     let before = q
         .cursor
@@ -201,7 +201,7 @@ async fn get_job(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<JobOut>, ApiError> {
-    user.require_scope("jobs:read")?;
+    user.require_scope("jobs")?;
     Ok(Json(JobOut::from(&owned(&state, &user, &id).await?)))
 }
 
@@ -212,7 +212,7 @@ async fn take_action(
     action: &str,
     request_id: Option<String>,
 ) -> Result<Json<JobOut>, ApiError> {
-    user.require_scope("jobs:write")?;
+    user.require_scope("jobs")?;
     let job = owned(state, user, id).await?;
     let jt = job_type(state, &job.job_type)?;
     let t = check_action(jt, &job.state, action).map_err(|e| job_error(&e))?;
@@ -273,7 +273,7 @@ async fn heartbeat_job(
     request_id: Option<Extension<RequestId>>,
     Path(id): Path<String>,
 ) -> Result<Json<JobOut>, ApiError> {
-    user.require_scope("jobs:write")?;
+    user.require_scope("jobs")?;
     let mut job = owned(&state, &user, &id).await?;
     // One retry: a transition racing the heartbeat moves the version once.
     for _ in 0..2 {
@@ -355,7 +355,7 @@ async fn list_job_events(
     Path(id): Path<String>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
-    user.require_scope("jobs:read")?;
+    user.require_scope("jobs")?;
     let job = owned(&state, &user, &id).await?;
     let after = match q.after.as_deref() {
         None => 0,

@@ -114,11 +114,9 @@ pub async fn create(
         .as_ref()
         .is_some_and(|b| b.reserve_on == keel_core::manifest::ReserveOn::Create);
     let reservation = if reserve_now {
-        let key = match &req.idempotency_key {
-            Some(k) => format!("job:{}:{}:{k}", req.user, req.job_type),
-            None => format!("job:{id}"),
-        };
-        billing::reserve(state, scope, job_type, req.user, &key).await?
+        // Keyed by the new job id: a repeated create holds a second reservation until the
+        // store answers with the existing job, then returns it.
+        billing::reserve(state, scope, job_type, req.user, &format!("job:{id}")).await?
     } else {
         None
     };
@@ -154,7 +152,10 @@ pub async fn create(
                 .increment(1);
             Ok((job, false))
         }
-        Ok(CreateOutcome::Existing(job)) => Ok((job, true)),
+        Ok(CreateOutcome::Existing(job)) => {
+            billing::release(state, scope, reservation).await?;
+            Ok((job, true))
+        }
         Ok(CreateOutcome::AtCapacity { active }) => {
             billing::release(state, scope, reservation).await?;
             let max = job_type.concurrency.as_ref().map_or(0, |c| c.max);

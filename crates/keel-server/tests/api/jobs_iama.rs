@@ -154,3 +154,73 @@ async fn a_job_failing_before_the_checkpoint_is_not_billed() {
     );
     assert_eq!(refactor_jobs_used(&app, &token).await, 0);
 }
+
+#[tokio::test]
+async fn starting_without_quota_fails_with_the_billing_error_and_does_not_move() {
+    let app = spawn_manifest(IAMA).await;
+    let (token, _) = app.user().await;
+    // Free: three refactor jobs a day, reserved on start.
+    for _ in 0..3 {
+        started(&app, &token).await;
+    }
+    let res = app.create_job(&token, json!({"type": "refactor"})).await;
+    assert_eq!(res.status(), 201);
+    let job: Value = res.json().await.unwrap();
+    let res = app.action(&token, &job, "start").await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(error_of(res).await["code"], "daily_limit_reached");
+    let after = app.job(&token, job["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (after["state"].as_str(), after["version"].as_i64()),
+        (Some("PENDING"), Some(1))
+    );
+    assert!(after["reservation_id"].is_null());
+}
+
+#[tokio::test]
+async fn a_repeated_create_holds_one_reservation() {
+    let app = spawn_manifest(keel_core::manifest::DEMO_MANIFEST).await;
+    let (token, user) = app.user().await;
+    let now = chrono::Utc::now();
+    let sub = json!({"plan": "pro", "status": "active", "period_start": now - chrono::TimeDelta::days(1),
+                     "period_end": now + chrono::TimeDelta::days(29)});
+    let res = app
+        .service(
+            reqwest::Method::PUT,
+            &format!("/v1/service/users/{user}/subscription"),
+            Some(sub),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body = json!({"type": "task", "idempotency_key": "k1"});
+    let first: Value = app
+        .create_job(&token, body.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let again = app.create_job(&token, body).await;
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(
+        (&again["id"], &again["reservation_id"]),
+        (&first["id"], &first["reservation_id"])
+    );
+    assert_eq!(
+        reservation_status(&app, &first).await,
+        ReservationStatus::Active
+    );
+    let ent: Value = app
+        .get_auth("/v1/entitlements", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let jobs = ent["meters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["meter"] == "jobs")
+        .unwrap();
+    assert_eq!(jobs["reserved"], 1, "{ent}");
+}

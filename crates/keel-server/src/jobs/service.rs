@@ -67,6 +67,40 @@ fn partition(job_type: &JobType, input: &Value) -> Result<Option<String>, ApiErr
     }
 }
 
+/// Refuses a job type whose `feature` the user's plan does not grant.
+async fn check_feature(
+    state: &AppState,
+    scope: &TenantScope,
+    job_type: &JobType,
+    user: UserId,
+) -> Result<(), ApiError> {
+    let Some(feature) = &job_type.feature else {
+        return Ok(());
+    };
+    let choice = plan_for(
+        state.store(),
+        state.manifest(),
+        scope,
+        user,
+        chrono::Utc::now(),
+    )
+    .await?;
+    let granted = state
+        .manifest()
+        .plans
+        .get(&choice.plan)
+        .is_some_and(|p| p.has_feature(feature));
+    if granted {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "feature_not_in_plan",
+        format!("your plan does not include {feature}"),
+    )
+    .with_details(json!({"feature": feature, "plan": choice.plan})))
+}
+
 /// Creates a job, or returns the one the idempotency key already made (`true`).
 pub async fn create(
     state: &AppState,
@@ -79,23 +113,7 @@ pub async fn create(
         .get(&req.job_type)
         .ok_or_else(|| unknown_job_type(&req.job_type))?;
     let concurrency_key = partition(job_type, &req.input)?;
-    if let Some(feature) = &job_type.feature {
-        let now = chrono::Utc::now();
-        let choice = plan_for(state.store(), state.manifest(), scope, req.user, now).await?;
-        let granted = state
-            .manifest()
-            .plans
-            .get(&choice.plan)
-            .is_some_and(|p| p.has_feature(feature));
-        if !granted {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "feature_not_in_plan",
-                format!("your plan does not include {feature}"),
-            )
-            .with_details(json!({"feature": feature, "plan": choice.plan})));
-        }
-    }
+    check_feature(state, scope, job_type, req.user).await?;
     let id = JobId::new();
     let now = state.job_clock().now();
     let entry = enter(

@@ -355,6 +355,10 @@ async fn another_tenant_cannot_see_or_move_a_job(backend: Backend) {
     let (mine, theirs) = (scope(), scope());
     let job = created(&h.store, &mine, new_job(UserId::new(), now())).await;
     assert_eq!(h.store.find_job(&theirs, job.id).await.unwrap(), None);
+    // Only service callers locate a job without a scope; it tells them the tenant.
+    let located = h.store.locate_job(job.id).await.unwrap().unwrap();
+    assert_eq!(located.tenant_id, mine.tenant());
+    assert_eq!(h.store.locate_job(JobId::new()).await.unwrap(), None);
     let moved = h
         .store
         .transition_job(&theirs, move_to(&job, "building", now()))

@@ -129,6 +129,10 @@ typed_id!(
     /// A quota reservation.
     ReservationId, "res", "reservation"
 );
+typed_id!(
+    /// A job: one run of a manifest-defined state machine.
+    JobId, "job", "job"
+);
 
 typed_id!(
     /// A safety precheck hit recorded by the gateway.

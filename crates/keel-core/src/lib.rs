@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod identity;
 pub mod ids;
 pub mod integrity;
+pub mod jobs;
 pub mod manifest;
 pub mod money;
 pub mod webhooks;

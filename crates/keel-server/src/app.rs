@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::http::middleware as mw;
 use crate::http::{openapi::ApiDoc, request_id};
 use crate::identity::{self, Identity};
-use crate::{admin, billing, gateway, integrity, webhooks};
+use crate::{admin, billing, gateway, integrity, jobs, webhooks};
 use crate::{ops, telemetry, AppState, Settings};
 
 /// Why the server could not start.
@@ -163,6 +163,11 @@ impl Application {
             );
             tokio::spawn(worker.run(rx.clone()))
         });
+        let job_timers = tokio::spawn(jobs::timers::run(
+            self.state.clone(),
+            self.state.settings().jobs_timer_poll,
+            rx.clone(),
+        ));
         let metrics = axum::serve(self.metrics_listener, self.metrics_router)
             .with_graceful_shutdown(stopped(rx.clone()));
         let metrics = tokio::spawn(async move { metrics.await });
@@ -190,6 +195,7 @@ impl Application {
         if let Some(worker) = webhook_worker {
             let _ = worker.await;
         }
+        let _ = job_timers.await;
         let store = self.state.store().clone();
         if tokio::time::timeout(Duration::from_secs(5), store.close())
             .await
@@ -210,6 +216,8 @@ fn assemble(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
         .merge(identity::me_routes::router())
         .merge(billing::routes::router())
         .merge(billing::service_routes::router())
+        .merge(jobs::routes::router())
+        .merge(jobs::service_routes::router())
         .merge(admin::auth::router())
         .merge(admin::accounts::router())
         .merge(admin::levers::router())

@@ -91,6 +91,10 @@ pub struct Settings {
     pub outbound: crate::webhooks::outbound::WebhookSettings,
     /// Stripe Checkout and Billing Portal (`stripe_*`, the key from the environment).
     pub stripe: crate::billing::checkout::StripeSettings,
+    /// Largest job event `data` (serialised JSON bytes) a worker may append.
+    pub job_event_max_bytes: usize,
+    /// How often each node looks for due job timers.
+    pub jobs_timer_poll: Duration,
 }
 
 impl Default for Settings {
@@ -124,6 +128,8 @@ impl Default for Settings {
             webhooks: Default::default(),
             outbound: Default::default(),
             stripe: Default::default(),
+            job_event_max_bytes: 64 * 1024,
+            jobs_timer_poll: Duration::from_secs(1),
         }
     }
 }
@@ -225,6 +231,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "stripe_portal_return_url",
         "KEEL_STRIPE_PORTAL_RETURN_URL",
         "--stripe-portal-return-url",
+    ),
+    (
+        "job_event_max_bytes",
+        "KEEL_JOB_EVENT_MAX_BYTES",
+        "--job-event-max-bytes",
+    ),
+    (
+        "jobs_timer_poll_ms",
+        "KEEL_JOBS_TIMER_POLL_MS",
+        "--jobs-timer-poll-ms",
     ),
 ];
 
@@ -404,6 +420,19 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), &'static str> {
             crate::webhooks::outbound::settings::apply(&mut s.outbound, k, v)?
         }
         k if k.starts_with("stripe_") => crate::billing::checkout::apply(&mut s.stripe, k, v)?,
+        "job_event_max_bytes" => {
+            s.job_event_max_bytes = parse_size(v)
+                .filter(|n| *n <= 16 * 1024 * 1024)
+                .ok_or("a size from 1 byte to 16MiB, like 65536 or 64KiB")?
+        }
+        "jobs_timer_poll_ms" => {
+            s.jobs_timer_poll = v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (10..=60_000).contains(n))
+                .map(Duration::from_millis)
+                .ok_or("milliseconds from 10 to 60000")?
+        }
         _ => return Err("a known setting"),
     }
     Ok(())

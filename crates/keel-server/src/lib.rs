@@ -9,6 +9,7 @@ pub mod gateway;
 mod http;
 pub mod identity;
 pub mod integrity;
+pub mod jobs;
 mod ops;
 mod state;
 pub mod telemetry;

@@ -23,6 +23,7 @@ struct Inner {
     kill_switches: crate::billing::levers::KillSwitchCache,
     gateway: crate::gateway::Registry,
     openapi: OnceLock<String>,
+    job_clock: crate::jobs::JobClock,
 }
 
 impl AppState {
@@ -49,6 +50,7 @@ impl AppState {
                 redis,
                 kill_switches: Default::default(),
                 openapi: OnceLock::new(),
+                job_clock: Default::default(),
             }),
         }
     }
@@ -81,6 +83,11 @@ impl AppState {
     /// The gateway's providers and token budgets.
     pub fn gateway(&self) -> &crate::gateway::Registry {
         &self.inner.gateway
+    }
+
+    /// The jobs context's clock (tests advance it to fire timers).
+    pub fn job_clock(&self) -> &crate::jobs::JobClock {
+        &self.inner.job_clock
     }
 
     /// The settings the server runs with.

@@ -14,6 +14,10 @@ mod error;
 mod idempotency;
 mod identity;
 mod identity_records;
+pub mod jobs;
+mod jobs_impl;
+mod jobs_sql;
+mod jobs_write;
 pub mod levers;
 mod levers_sql;
 pub mod postgres;
@@ -48,6 +52,7 @@ pub use identity::{
     ChallengeRecord, FailureCount, NewAdmin, NewApiKey, NewRefreshToken, NewSession, NewUser,
     RefreshTokenRecord, Rotation, SessionRecord, SigningKeyRecord, UserRecord, UserStore,
 };
+pub use jobs::JobStore;
 pub use levers::{KillSwitch, LeverStore, QuotaOverride};
 pub use safety::{NewSafetyEvent, SafetyEvent, SafetyQuery, SafetyStore};
 pub use scope::TenantScope;
@@ -74,6 +79,7 @@ pub trait Store:
     + SafetyStore
     + InboxStore
     + WebhookStore
+    + JobStore
     + Send
     + Sync
     + 'static
@@ -92,6 +98,7 @@ impl<T> Store for T where
         + SafetyStore
         + InboxStore
         + WebhookStore
+        + JobStore
         + Send
         + Sync
         + 'static

@@ -159,6 +159,9 @@ pub enum Command {
     /// The inbound webhook inbox.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// Sign a service call: print its x-keel-* headers, or a curl command with --curl.
     Sign(Box<crate::sign::SignArgs>),
 }
@@ -194,6 +197,18 @@ pub enum WebhooksCommand {
     Replay {
         /// The event id (`whk_…`).
         id: String,
+    },
+}
+
+/// `keel jobs …`
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Delete the events of jobs finished longer ago than their type's retention, keeping
+    /// daily statistics; refuses (exit 3) to delete over half of a type's events unless forced.
+    Retention {
+        /// Delete even when more than half of a type's events would go.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -237,6 +252,9 @@ pub fn main() -> ExitCode {
         }) => crate::webhooks::list(&cli.global, status.as_deref(), provider.as_deref(), limit),
         Command::Webhooks(WebhooksCommand::Replay { id }) => {
             crate::webhooks::replay(&cli.global, &id)
+        }
+        Command::Jobs(JobsCommand::Retention { force }) => {
+            crate::jobs_cmd::retention(&cli.global, force)
         }
         Command::Sign(args) => crate::sign::sign(&args),
     }

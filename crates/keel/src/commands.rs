@@ -127,6 +127,30 @@ where
     })
 }
 
+/// As [`connect_store`], also handing `f` the manifest.
+pub(crate) fn connect_with_manifest<F, Fut>(global: &GlobalArgs, f: F) -> ExitCode
+where
+    F: FnOnce(keel_store::DynStore, keel_core::manifest::Manifest) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    let (settings, loaded) = match resolve(global) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(EXIT_RUNTIME);
+    };
+    runtime.block_on(async move {
+        let store = match keel_store::connect(&connect_options(&settings)).await {
+            Ok(s) => s,
+            Err(e) => return fail_start(&StartError::Store(e)),
+        };
+        let code = f(store.clone(), loaded.manifest).await;
+        store.close().await;
+        code
+    })
+}
+
 fn connect_options(s: &Settings) -> ConnectOptions {
     ConnectOptions {
         database_url: s.database_url.clone(),

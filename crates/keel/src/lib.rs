@@ -2,6 +2,7 @@
 
 pub mod cli;
 mod commands;
+mod jobs_cmd;
 mod operator;
 mod sign;
 mod webhooks;

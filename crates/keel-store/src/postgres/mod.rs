@@ -69,6 +69,13 @@ impl PostgresStore {
         &self.pool
     }
 
+    /// A transaction (the name matches SQLite's, so shared impls read the same).
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.pool.begin().await.map_err(crate::error::map_sqlx)
+    }
+
     async fn migrate(&self) -> StoreResult<()> {
         let status = self.schema_status().await?;
         if status.applied > status.expected {
@@ -121,3 +128,10 @@ impl SystemStore for PostgresStore {
 }
 
 crate::levers_sql::lever_store_impl!(PostgresStore);
+
+crate::jobs_impl::job_store_impl!(
+    PostgresStore,
+    sqlx::Postgres,
+    "SELECT pg_advisory_xact_lock($1)",
+    crate::jobs_sql::claim_timers_sql!("FOR UPDATE SKIP LOCKED")
+);

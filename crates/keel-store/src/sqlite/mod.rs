@@ -165,3 +165,11 @@ impl SystemStore for SqliteStore {
 }
 
 crate::levers_sql::lever_store_impl!(SqliteStore);
+
+crate::jobs_impl::job_store_impl!(
+    SqliteStore,
+    sqlx::Sqlite,
+    // The write lock taken at BEGIN already serialises creates.
+    "SELECT $1",
+    crate::jobs_sql::claim_timers_sql!("")
+);

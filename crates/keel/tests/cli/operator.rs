@@ -91,3 +91,20 @@ fn ledger_verify_reports_a_consistent_ledger() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("ledger ok"));
 }
+
+#[test]
+fn jobs_retention_reports_each_job_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = keel()
+        .current_dir(dir.path())
+        .args(["jobs", "retention"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The demo manifest's `task` keeps 7 days; a fresh store has nothing to delete.
+    assert!(
+        text(&out.stdout).contains("task: deleted 0 event(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -11,6 +11,7 @@ mod model;
 mod parse;
 mod plan;
 mod rate;
+mod resilience;
 mod route;
 mod safety;
 mod validate;
@@ -25,6 +26,7 @@ pub use jobs::{
 pub use model::{Aggregation, Feature, Manifest, Meter, Product, TimeZone, Typical};
 pub use plan::{Addon, Limit, LimitScope, Plan};
 pub use rate::{ClassLimits, RateLimit, RateLimits, RouteClass, Scope};
+pub use resilience::{BreakerSpec, RetrySpec};
 pub use route::{Deployment, PlanSelector, Pricing, ProviderKind, Route};
 pub use safety::{Pattern, SafetyAction, SafetyRule};
 

@@ -1,4 +1,5 @@
-//! The LLM gateway context. For now its foundation: the provider adapters that call
-//! upstream LLM APIs (the public routes, routing, budgets and metering build on them).
+//! The LLM gateway context: the provider adapters that call upstream LLM APIs and the
+//! resilience engine (retries, fallbacks, timeouts, circuit breakers) in front of them.
 
 pub mod providers;
+pub mod resilience;

@@ -373,3 +373,54 @@ async fn a_failed_half_open_probe_opens_the_breaker_again() {
         Some(BreakerState::Open)
     );
 }
+
+#[tokio::test]
+async fn parallel_calls_through_a_half_open_breaker_send_only_its_probes() {
+    let sim = sim(&MODES).await;
+    let (clock, now) = manual_clock();
+    let engine = Engine::with_clock(clock);
+    let t = Arc::new(targets(&sim, ProviderKind::OpenAi, &["hang", "sim-small"]));
+    let policy = Policy {
+        attempt_timeout: Duration::from_secs(1),
+        breaker: BreakerConfig {
+            probes: 2,
+            ..breaker_policy().breaker
+        },
+        ..breaker_policy()
+    };
+    let parallel = |n: usize| {
+        let calls: Vec<_> = (0..n)
+            .map(|_| {
+                let (engine, t) = (engine.clone(), Arc::clone(&t));
+                tokio::spawn(async move { engine.chat(&t, &ask("hi"), &policy, soon()).await })
+            })
+            .collect();
+        futures::future::join_all(calls)
+    };
+    for call in parallel(2).await {
+        assert_eq!(call.unwrap().unwrap().1.fallbacks, 1);
+    }
+    assert_eq!(
+        engine.breakers().state("r/0-hang"),
+        Some(BreakerState::Open)
+    );
+    *now.lock().unwrap() += Duration::from_secs(30);
+    sim.reset();
+    let traces: Vec<_> = parallel(8)
+        .await
+        .into_iter()
+        .map(|call| call.unwrap().unwrap().1)
+        .collect();
+    // Every call was served by the fallback; exactly the two probes reached the hanging
+    // deployment, and their timeouts opened the breaker again.
+    assert!(traces
+        .iter()
+        .all(|t| t.served_by.as_deref() == Some("r/1-sim-small")));
+    let probed = traces.iter().filter(|t| t.skipped.is_empty()).count();
+    assert_eq!(probed, 2);
+    assert_eq!((calls(&sim, "hang"), calls(&sim, "sim-small")), (2, 8));
+    assert_eq!(
+        engine.breakers().state("r/0-hang"),
+        Some(BreakerState::Open)
+    );
+}

@@ -84,7 +84,10 @@ impl Engine {
             let mut attempt = 0;
             loop {
                 let Some(guard) = self.breakers.acquire(&target.id, &policy.breaker) else {
-                    trace.skipped.push(target.id.clone());
+                    // Opened before this call reached it, or by this call's own failures.
+                    if attempt == 0 {
+                        trace.skipped.push(target.id.clone());
+                    }
                     if i + 1 < targets.len() {
                         fallback(&mut trace, &target.id, "circuit_open");
                     }
@@ -154,8 +157,8 @@ impl Engine {
         let error = match last {
             Some(error) => error,
             None => {
-                trace.all_open = !targets.is_empty();
-                all_open()
+                trace.all_open = true;
+                all_open(targets.is_empty())
             }
         };
         Err(Failure { error, trace })
@@ -192,12 +195,13 @@ pub(crate) fn breaker_result(error: &UpstreamError) -> CallResult {
     }
 }
 
-fn all_open() -> UpstreamError {
-    UpstreamError::new(
-        "keel",
-        UpstreamErrorKind::Unavailable,
-        "no deployment available: every circuit breaker is open",
-    )
+fn all_open(none_given: bool) -> UpstreamError {
+    let message = if none_given {
+        "no deployment to call"
+    } else {
+        "no deployment available: every circuit breaker is open"
+    };
+    UpstreamError::new("keel", UpstreamErrorKind::Unavailable, message)
 }
 
 fn timeout_before_start(target: &Target) -> UpstreamError {

@@ -49,6 +49,22 @@ pub use engine::Engine;
 
 use super::providers::{Provider, UpstreamError};
 
+/// Registers the help text of the engine's metrics (called once by the metrics setup).
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        "keel_gateway_breaker_state",
+        "Circuit breaker state per deployment on this node: 0 closed, 1 half-open, 2 open"
+    );
+    metrics::describe_counter!(
+        "keel_gateway_retries_total",
+        "Upstream attempts repeated on the same deployment, by deployment and error code"
+    );
+    metrics::describe_counter!(
+        "keel_gateway_fallbacks_total",
+        "Moves to the next deployment, by deployment left and reason"
+    );
+}
+
 /// One deployment to try: its stable id (`route/index`) and its adapter.
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -90,11 +106,11 @@ pub struct Trace {
     pub retries: u32,
     /// Moves to a later deployment (after failures, or past an open breaker).
     pub fallbacks: u32,
-    /// Deployments skipped because their breaker was open.
+    /// Deployments not called at all because their breaker was open.
     pub skipped: Vec<String>,
     /// Time spent waiting between attempts (backoff and `Retry-After`).
     pub waited: Duration,
-    /// No deployment could be called: every breaker was open.
+    /// No deployment could be called: every breaker was open (or the list was empty).
     pub all_open: bool,
 }
 

@@ -9,7 +9,8 @@
 //!   caller does not wait. On the last deployment it is retried after exactly its
 //!   `Retry-After` (or a backoff delay when there is none);
 //! - any other transient failure (5xx, timeout, connection, broken body) is retried on the
-//!   same deployment up to `attempts`, then falls back;
+//!   same deployment up to `attempts`, then falls back; one whose `Retry-After` is longer
+//!   than the backoff's `max` falls back at once when another deployment can take the call;
 //! - a wait (backoff or `Retry-After`, never multiplied) that would not end before the total
 //!   deadline is not taken: the call falls back, or fails, at once.
 
@@ -121,6 +122,12 @@ impl Policy {
             FailureClass::Final => Decision::Fail,
             FailureClass::Deployment => next,
             FailureClass::RateLimited if failed.has_next => Decision::FallBack,
+            FailureClass::Transient
+                if failed.has_next
+                    && failed.retry_after.is_some_and(|ra| ra > self.backoff.max) =>
+            {
+                Decision::FallBack
+            }
             FailureClass::RateLimited | FailureClass::Transient => {
                 if failed.attempt >= self.attempts {
                     return next;

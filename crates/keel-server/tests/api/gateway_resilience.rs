@@ -1,20 +1,23 @@
 //! The resilience engine driving real adapters against keel-sim's fault modes over HTTP:
-//! retries honouring `Retry-After`, fallbacks, timeouts, streams and circuit breakers.
+//! retries honouring `Retry-After`, fallbacks, timeouts and streams. Breakers:
+//! `gateway_breakers.rs`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keel_core::gateway::{BreakerConfig, BreakerState, Policy};
+use keel_core::gateway::Policy;
 use keel_core::manifest::ProviderKind;
-use keel_server::gateway::providers::UpstreamErrorKind;
+use keel_server::gateway::providers::{
+    build, ApiKey, ClientSettings, UpstreamClient, UpstreamErrorKind,
+};
 use keel_server::gateway::resilience::{Clock, Engine, Target};
 use keel_sim::SimHandle;
 use tokio::time::Instant;
 
-use crate::gateway_sim::{ask, drain, provider, sim, text};
+use crate::gateway_sim::{ask, config, drain, provider, sim, text};
 
 /// Every mode these tests use.
-const MODES: [&str; 9] = [
+pub(crate) const MODES: [&str; 9] = [
     "limited:status=429,retry-after=30",
     "limited-once:fail-times=1,fail-status=429,retry-after=1",
     "flaky:fail-times=1,fail-status=500",
@@ -26,7 +29,7 @@ const MODES: [&str; 9] = [
     "cut-late:disconnect-after=5",
 ];
 
-fn targets(sim: &SimHandle, kind: ProviderKind, models: &[&str]) -> Vec<Target> {
+pub(crate) fn targets(sim: &SimHandle, kind: ProviderKind, models: &[&str]) -> Vec<Target> {
     models
         .iter()
         .enumerate()
@@ -34,7 +37,7 @@ fn targets(sim: &SimHandle, kind: ProviderKind, models: &[&str]) -> Vec<Target> 
         .collect()
 }
 
-fn policy() -> Policy {
+pub(crate) fn policy() -> Policy {
     Policy {
         attempts: 3,
         attempt_timeout: Duration::from_secs(5),
@@ -44,18 +47,18 @@ fn policy() -> Policy {
     }
 }
 
-fn soon() -> Instant {
+pub(crate) fn soon() -> Instant {
     Instant::now() + Duration::from_secs(20)
 }
 
 /// A clock the test moves by hand, for the breakers.
-fn manual_clock() -> (Clock, Arc<Mutex<std::time::Instant>>) {
+pub(crate) fn manual_clock() -> (Clock, Arc<Mutex<std::time::Instant>>) {
     let now = Arc::new(Mutex::new(std::time::Instant::now()));
     let read = Arc::clone(&now);
     (Arc::new(move || *read.lock().unwrap()), now)
 }
 
-fn calls(sim: &SimHandle, model: &str) -> u64 {
+pub(crate) fn calls(sim: &SimHandle, model: &str) -> u64 {
     sim.stats().by_model.get(model).copied().unwrap_or(0)
 }
 
@@ -243,184 +246,45 @@ async fn a_rejected_request_is_neither_retried_nor_falls_back() {
     );
 }
 
-fn breaker_policy() -> Policy {
-    Policy {
-        attempts: 1,
-        breaker: BreakerConfig {
-            failure_rate_percent: 50,
-            window: Duration::from_secs(60),
-            min_calls: 2,
-            open_for: Duration::from_secs(30),
-            probes: 1,
-        },
-        ..policy()
-    }
-}
-
 #[tokio::test]
-async fn an_open_breaker_skips_its_deployment() {
+async fn a_refused_key_falls_back_without_a_retry() {
     let sim = sim(&MODES).await;
-    let (clock, _) = manual_clock();
-    let engine = Engine::with_clock(clock);
-    let t = targets(&sim, ProviderKind::OpenAi, &["broken", "sim-small"]);
-    for _ in 0..2 {
-        let (_, trace) = engine
-            .chat(&t, &ask("hello"), &breaker_policy(), soon())
-            .await
-            .unwrap();
-        assert_eq!(trace.served_by.as_deref(), Some("r/1-sim-small"));
-    }
-    assert_eq!(
-        engine.breakers().state("r/0-broken"),
-        Some(BreakerState::Open)
-    );
-    sim.reset();
-    let (_, trace) = engine
-        .chat(&t, &ask("hello"), &breaker_policy(), soon())
+    let client = UpstreamClient::new(ClientSettings::default()).unwrap();
+    let mut wrong = config(ProviderKind::Anthropic, &sim, "sim-large");
+    wrong.api_key = Some(ApiKey::new("sk-wrong"));
+    let t = vec![
+        Target::new("r/0", build(wrong, &client).unwrap()),
+        Target::new("r/1", provider(ProviderKind::OpenAi, &sim, "sim-small")),
+    ];
+    let (_, trace) = Engine::default()
+        .chat(&t, &ask("hello"), &policy(), soon())
         .await
         .unwrap();
-    assert_eq!(trace.skipped, ["r/0-broken"]);
-    assert_eq!(trace.attempts.len(), 1);
-    assert_eq!((calls(&sim, "broken"), calls(&sim, "sim-small")), (0, 1));
+    assert_eq!(trace.served_by.as_deref(), Some("r/1"));
+    assert_eq!((trace.retries, trace.fallbacks), (0, 1));
+    let first = trace.attempts[0].error.as_ref().unwrap();
+    assert_eq!(first.kind, UpstreamErrorKind::Auth);
+    assert_eq!((calls(&sim, "sim-large"), calls(&sim, "sim-small")), (1, 1));
 }
 
 #[tokio::test]
-async fn every_breaker_open_is_unavailable_without_any_call() {
-    let sim = sim(&MODES).await;
-    let (clock, _) = manual_clock();
-    let engine = Engine::with_clock(clock);
-    let t = targets(&sim, ProviderKind::OpenAi, &["broken"]);
-    for _ in 0..2 {
-        let failure = engine
-            .chat(&t, &ask("hello"), &breaker_policy(), soon())
-            .await
-            .unwrap_err();
-        assert_eq!(failure.error.status, Some(500));
-    }
-    sim.reset();
-    let failure = engine
-        .chat(&t, &ask("hello"), &breaker_policy(), soon())
-        .await
-        .unwrap_err();
-    assert!(failure.trace.all_open);
-    assert_eq!(failure.error.kind, UpstreamErrorKind::Unavailable);
-    assert_eq!(failure.error.kind.code(), "upstream_unavailable");
-    assert_eq!(failure.error.status, None);
-    assert_eq!(calls(&sim, "broken"), 0);
-}
-
-#[tokio::test]
-async fn a_half_open_probe_that_succeeds_closes_the_breaker() {
-    let sim = sim(&["recovering:fail-times=2,fail-status=503"]).await;
-    let (clock, now) = manual_clock();
-    let engine = Engine::with_clock(clock);
-    let t = targets(&sim, ProviderKind::OpenAi, &["recovering"]);
-    let policy = breaker_policy();
-    for _ in 0..2 {
-        engine
-            .chat(&t, &ask("hi"), &policy, soon())
-            .await
-            .unwrap_err();
-    }
-    assert_eq!(
-        engine.breakers().state("r/0-recovering"),
-        Some(BreakerState::Open)
-    );
-    // Still open just before open_for: refused without a call.
-    *now.lock().unwrap() += Duration::from_secs(29);
-    let failure = engine
-        .chat(&t, &ask("hi"), &policy, soon())
-        .await
-        .unwrap_err();
-    assert!(failure.trace.all_open);
-    assert_eq!(calls(&sim, "recovering"), 2);
-    *now.lock().unwrap() += Duration::from_secs(1);
-    assert_eq!(
-        engine.breakers().state("r/0-recovering"),
-        Some(BreakerState::HalfOpen)
-    );
-    let (_, trace) = engine.chat(&t, &ask("hi"), &policy, soon()).await.unwrap();
-    assert_eq!(trace.served_by.as_deref(), Some("r/0-recovering"));
-    assert_eq!(
-        engine.breakers().state("r/0-recovering"),
-        Some(BreakerState::Closed)
-    );
-    assert_eq!(calls(&sim, "recovering"), 3);
-}
-
-#[tokio::test]
-async fn a_failed_half_open_probe_opens_the_breaker_again() {
-    let sim = sim(&MODES).await;
-    let (clock, now) = manual_clock();
-    let engine = Engine::with_clock(clock);
-    let t = targets(&sim, ProviderKind::OpenAi, &["broken"]);
-    let policy = breaker_policy();
-    for _ in 0..2 {
-        engine
-            .chat(&t, &ask("hi"), &policy, soon())
-            .await
-            .unwrap_err();
-    }
-    *now.lock().unwrap() += Duration::from_secs(30);
-    let failure = engine
-        .chat(&t, &ask("hi"), &policy, soon())
-        .await
-        .unwrap_err();
-    assert!(!failure.trace.all_open, "the probe was sent");
-    assert_eq!(calls(&sim, "broken"), 3);
-    assert_eq!(
-        engine.breakers().state("r/0-broken"),
-        Some(BreakerState::Open)
-    );
-}
-
-#[tokio::test]
-async fn parallel_calls_through_a_half_open_breaker_send_only_its_probes() {
-    let sim = sim(&MODES).await;
-    let (clock, now) = manual_clock();
-    let engine = Engine::with_clock(clock);
-    let t = Arc::new(targets(&sim, ProviderKind::OpenAi, &["hang", "sim-small"]));
+async fn retries_stop_before_the_total_deadline() {
+    let sim = sim(&["down:status=503,retry-after=1"]).await;
+    let t = targets(&sim, ProviderKind::OpenAi, &["down"]);
     let policy = Policy {
-        attempt_timeout: Duration::from_secs(1),
-        breaker: BreakerConfig {
-            probes: 2,
-            ..breaker_policy().breaker
-        },
-        ..breaker_policy()
+        attempts: 10,
+        ..policy()
     };
-    let parallel = |n: usize| {
-        let calls: Vec<_> = (0..n)
-            .map(|_| {
-                let (engine, t) = (engine.clone(), Arc::clone(&t));
-                tokio::spawn(async move { engine.chat(&t, &ask("hi"), &policy, soon()).await })
-            })
-            .collect();
-        futures::future::join_all(calls)
-    };
-    for call in parallel(2).await {
-        assert_eq!(call.unwrap().unwrap().1.fallbacks, 1);
-    }
-    assert_eq!(
-        engine.breakers().state("r/0-hang"),
-        Some(BreakerState::Open)
-    );
-    *now.lock().unwrap() += Duration::from_secs(30);
-    sim.reset();
-    let traces: Vec<_> = parallel(8)
+    let deadline = Instant::now() + Duration::from_millis(2_500);
+    let failure = Engine::default()
+        .chat(&t, &ask("hello"), &policy, deadline)
         .await
-        .into_iter()
-        .map(|call| call.unwrap().unwrap().1)
-        .collect();
-    // Every call was served by the fallback; exactly the two probes reached the hanging
-    // deployment, and their timeouts opened the breaker again.
-    assert!(traces
-        .iter()
-        .all(|t| t.served_by.as_deref() == Some("r/1-sim-small")));
-    let probed = traces.iter().filter(|t| t.skipped.is_empty()).count();
-    assert_eq!(probed, 2);
-    assert_eq!((calls(&sim, "hang"), calls(&sim, "sim-small")), (2, 8));
-    assert_eq!(
-        engine.breakers().state("r/0-hang"),
-        Some(BreakerState::Open)
-    );
+        .unwrap_err();
+    // Waits of exactly 1s each: a third wait would end past the deadline, so it is not taken.
+    assert!(Instant::now() < deadline);
+    assert_eq!(failure.error.status, Some(503));
+    let made = calls(&sim, "down");
+    assert!((1..=3).contains(&made), "{made}");
+    assert_eq!(u64::from(failure.trace.retries), made - 1);
+    assert_eq!(failure.trace.waited, Duration::from_secs(made - 1));
 }

@@ -12,6 +12,7 @@ mod billing_tenant;
 mod billing_usage;
 mod billing_walk;
 mod errors;
+mod gateway_breakers;
 mod gateway_faults;
 mod gateway_inprocess;
 mod gateway_providers;

@@ -101,6 +101,31 @@ fn retry_after_is_waited_exactly_on_every_attempt_never_multiplied() {
 }
 
 #[test]
+fn a_long_retry_after_on_a_server_error_falls_back_when_it_can() {
+    let p = policy();
+    let mut f = failed(FailureClass::Transient, 1, true);
+    f.retry_after = Some(Duration::from_secs(30));
+    assert_eq!(p.decide(&f, 0), Decision::FallBack);
+    // Within the backoff's max, the same deployment is retried after exactly that.
+    f.retry_after = Some(Duration::from_secs(5));
+    assert_eq!(
+        p.decide(&f, 0),
+        Decision::Retry {
+            after: Duration::from_secs(5)
+        }
+    );
+    // On the last deployment a long one is honoured while the deadline allows.
+    f.retry_after = Some(Duration::from_secs(30));
+    f.has_next = false;
+    assert_eq!(
+        p.decide(&f, 0),
+        Decision::Retry {
+            after: Duration::from_secs(30)
+        }
+    );
+}
+
+#[test]
 fn a_wait_beyond_the_deadline_falls_back_or_fails_at_once() {
     let p = policy();
     let mut f = failed(FailureClass::RateLimited, 1, false);

@@ -193,3 +193,42 @@ async fn parallel_calls_through_a_half_open_breaker_send_only_its_probes() {
         Some(BreakerState::Open)
     );
 }
+
+#[tokio::test]
+async fn a_probe_stream_dropped_early_gives_its_slot_back() {
+    let sim = sim(&["recovering:fail-times=2,fail-status=503"]).await;
+    let (clock, now) = manual_clock();
+    let engine = Engine::with_clock(clock);
+    let t = targets(&sim, ProviderKind::OpenAi, &["recovering"]);
+    let policy = breaker_policy();
+    for _ in 0..2 {
+        engine
+            .chat(&t, &ask("hi"), &policy, soon())
+            .await
+            .unwrap_err();
+    }
+    *now.lock().unwrap() += Duration::from_secs(30);
+    let (stream, _) = engine
+        .chat_stream(&t, &ask("hi"), &policy, soon())
+        .await
+        .unwrap();
+    // The probe is in flight: no other call gets through.
+    let refused = engine
+        .chat(&t, &ask("hi"), &policy, soon())
+        .await
+        .unwrap_err();
+    assert!(refused.trace.all_open);
+    // The client leaves: that says nothing about the deployment, so the slot is free again.
+    drop(stream);
+    let id = "r/0-recovering";
+    assert_eq!(engine.breakers().state(id), Some(BreakerState::HalfOpen));
+    let (stream, _) = engine
+        .chat_stream(&t, &ask("hi"), &policy, soon())
+        .await
+        .unwrap();
+    let (chunks, error) = crate::gateway_sim::drain(stream).await;
+    assert!(error.is_none() && !chunks.is_empty());
+    // A probe stream that ran to its end closes the breaker.
+    assert_eq!(engine.breakers().state(id), Some(BreakerState::Closed));
+    assert_eq!(calls(&sim, "recovering"), 4);
+}

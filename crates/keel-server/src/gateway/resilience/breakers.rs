@@ -53,10 +53,14 @@ impl Entry {
 
     fn publish(&self, state: BreakerState) {
         let value = state.gauge() as u8;
-        if self.published.swap(value, Ordering::Relaxed) != value {
+        let before = self.published.swap(value, Ordering::Relaxed);
+        if before != value {
             metrics::gauge!("keel_gateway_breaker_state", "deployment" => self.id.clone())
                 .set(state.gauge());
-            tracing::info!(deployment = %self.id, state = state.as_str(), "circuit breaker");
+            // A new breaker starts closed: only changes are worth a log line.
+            if before != u8::MAX {
+                tracing::info!(deployment = %self.id, state = state.as_str(), "circuit breaker");
+            }
         }
     }
 }

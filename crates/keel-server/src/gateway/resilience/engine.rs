@@ -211,3 +211,38 @@ fn timeout_before_start(target: &Target) -> UpstreamError {
         "total timeout passed",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_classified_for_retries_and_the_breaker() {
+        use UpstreamErrorKind::*;
+        let cases = [
+            (RateLimited, FailureClass::RateLimited, CallResult::Failure),
+            (Unavailable, FailureClass::Transient, CallResult::Failure),
+            (Timeout, FailureClass::Transient, CallResult::Failure),
+            (Connect, FailureClass::Transient, CallResult::Failure),
+            (StreamCut, FailureClass::Transient, CallResult::Failure),
+            (
+                InvalidResponse,
+                FailureClass::Transient,
+                CallResult::Failure,
+            ),
+            (Auth, FailureClass::Deployment, CallResult::Failure),
+            (Rejected, FailureClass::Final, CallResult::Ignored),
+        ];
+        for (kind, class, result) in cases {
+            let mut e = UpstreamError::new("openai", kind, "x");
+            assert_eq!(
+                (classify(&e), breaker_result(&e)),
+                (class, result),
+                "{kind:?}"
+            );
+            // After output reached the caller nothing is retried, whatever the kind.
+            e.output_produced = true;
+            assert_eq!(classify(&e), FailureClass::Final, "{kind:?}");
+        }
+    }
+}

@@ -130,6 +130,22 @@ fn timeouts_must_fit_in_the_total() {
         ],
     );
     assert_errors(
+        "timeout = \"10s\"\nttft_timeout = \"20s\"\n",
+        &[(
+            12,
+            "routes.r.ttft_timeout",
+            "must not exceed timeout (10s), found 20s",
+        )],
+    );
+    assert_errors(
+        "ttft_timeout = \"2m\"\n",
+        &[(
+            11,
+            "routes.r.ttft_timeout",
+            "must not exceed timeout (the default 1m)",
+        )],
+    );
+    assert_errors(
         "idle_timeout = \"1h\"\n",
         &[(
             11,

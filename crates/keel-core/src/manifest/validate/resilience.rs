@@ -2,6 +2,7 @@
 //! settings in range.
 
 use super::Checker;
+use crate::gateway::policy::{DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_TOTAL_TIMEOUT};
 use crate::manifest::duration::DurationSpec;
 use crate::manifest::error::{Issue, Path};
 use crate::manifest::route::Route;
@@ -32,6 +33,20 @@ impl Checker<'_> {
             ("idle_timeout", route.idle_timeout),
         ] {
             self.not_beyond_total(path.key(key), value, total);
+        }
+        if let Some(ttft) = route.ttft_timeout {
+            let timeout = route
+                .timeout
+                .map_or(DEFAULT_ATTEMPT_TIMEOUT, |t| t.as_duration());
+            if ttft.as_duration() > timeout {
+                // The first output is awaited within the attempt: a longer wait is never used.
+                let limit = route
+                    .timeout
+                    .map_or("the default 1m".to_owned(), |t| t.to_string());
+                let message = format!("must not exceed timeout ({limit}), found {ttft}");
+                self.issues
+                    .push(Issue::value(path.key("ttft_timeout"), message));
+            }
         }
         if let Some(breaker) = &route.breaker {
             let at = path.key("breaker");
@@ -64,9 +79,7 @@ impl Checker<'_> {
         value: Option<DurationSpec>,
         total: Option<DurationSpec>,
     ) {
-        let total_or_default = total.map_or(crate::gateway::policy::DEFAULT_TOTAL_TIMEOUT, |t| {
-            t.as_duration()
-        });
+        let total_or_default = total.map_or(DEFAULT_TOTAL_TIMEOUT, |t| t.as_duration());
         if let Some(value) = value {
             if value.as_duration() > total_or_default {
                 let total = total.map_or("the default 5m".to_owned(), |t| format!("{t}"));

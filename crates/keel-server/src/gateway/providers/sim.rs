@@ -16,7 +16,7 @@ use keel_core::gateway::{ChatChunk, ChatCompletion, ChatRequest};
 use keel_core::manifest::ProviderKind;
 use keel_sim::{Faults, OpenAiChat, SimConfig};
 use serde_json::Value;
-use tokio::time::{sleep, timeout_at, Instant};
+use tokio::time::{timeout_at, Instant};
 
 use super::error::UpstreamErrorKind;
 use super::http::{cut, invalid, timeout};
@@ -176,6 +176,14 @@ impl Provider for InProcessSim {
             done: false,
         };
         Ok(track_output(stream::unfold(state, next_chunk).boxed()))
+    }
+}
+
+/// Sleeps `delay`, returning at once for zero (a zero tokio sleep still waits for the next
+/// timer tick, about a millisecond).
+async fn sleep(delay: Duration) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
 }
 

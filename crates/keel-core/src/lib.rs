@@ -11,5 +11,5 @@ pub mod integrity;
 pub mod jobs;
 pub mod manifest;
 pub mod money;
-pub mod webhooks;
 pub mod outbound;
+pub mod webhooks;

@@ -52,6 +52,7 @@ fn describe() {
         metrics::Unit::Seconds,
         "HTTP request latency by route template, method and status class"
     );
+    crate::gateway::resilience::describe_metrics();
 }
 
 /// The router of the metrics listener: `GET /metrics`.

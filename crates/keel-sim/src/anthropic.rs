@@ -9,7 +9,8 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::openai::{event_stream, garbage, pieces};
+use crate::chat::pieces;
+use crate::openai::{event_stream, garbage};
 use crate::reply::{self, count_tokens, Generation, Input, Output, ToolChoice, ToolSpec};
 use crate::stream::{cut_body, event_frame, sse_body, FaultFrames};
 use crate::{json_response, Check, Sim};

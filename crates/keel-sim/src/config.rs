@@ -31,6 +31,13 @@ pub struct SimConfig {
     pub record_by_model: bool,
 }
 
+impl SimConfig {
+    /// The faults of requests for `model`: its mode when it has one, else the global faults.
+    pub fn faults_for_model(&self, model: &str) -> &Faults {
+        self.model_modes.get(model).unwrap_or(&self.faults)
+    }
+}
+
 impl Default for SimConfig {
     fn default() -> Self {
         Self {

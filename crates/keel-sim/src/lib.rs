@@ -11,6 +11,7 @@
 //! ```
 
 mod anthropic;
+pub mod chat;
 pub mod config;
 mod openai;
 pub mod reply;
@@ -28,6 +29,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+pub use chat::{OpenAiChat, Reply};
 pub use config::{parse_duration, Faults, ModelMode, SimConfig, ToolCallMode};
 pub use reply::count_tokens;
 pub use stats::StatsSnapshot;
@@ -105,12 +107,7 @@ impl Sim {
 
     fn faults_for(&self, model: &str, headers: &HeaderMap) -> Result<Faults, String> {
         // A model mode replaces the global faults; headers then override field by field.
-        let mut faults = self
-            .config
-            .model_modes
-            .get(model)
-            .unwrap_or(&self.config.faults)
-            .clone();
+        let mut faults = self.config.faults_for_model(model).clone();
         for (name, value) in headers {
             if let Some(fault) = name.as_str().strip_prefix("x-sim-") {
                 let value = value
@@ -246,6 +243,12 @@ impl SimHandle {
     /// key for model `key`): `{"path", "headers", "body"}`, credentials left out.
     pub fn last_request(&self, key: &str) -> Option<Value> {
         self.sim.stats.last(key)
+    }
+
+    /// When each request of `key` (`x-sim-key`; requests without one count under their
+    /// model) arrived, oldest first (the first 64).
+    pub fn arrivals(&self, key: &str) -> Vec<std::time::Instant> {
+        self.sim.stats.arrivals(key)
     }
 
     /// Serves until the process ends (for the binary).

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -25,7 +26,11 @@ struct Inner {
     by_model: HashMap<String, u64>,
     by_key: HashMap<String, u64>,
     last: HashMap<String, Value>,
+    arrivals: HashMap<String, Vec<Instant>>,
 }
+
+/// Arrival times kept per key: enough for any test's retries, bounded for benchmarks.
+const ARRIVALS_KEPT: usize = 64;
 
 /// A copy of the counters (`GET /_sim/stats`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -64,6 +69,16 @@ impl Stats {
         inner.total += 1;
         *inner.by_path.entry(path).or_default() += 1;
         let by_model = bump(&mut inner.by_model, model);
+        let name = key.unwrap_or(model);
+        let now = Instant::now();
+        // Look up before inserting so the hot path allocates nothing.
+        match inner.arrivals.get_mut(name) {
+            Some(times) if times.len() < ARRIVALS_KEPT => times.push(now),
+            Some(_) => {}
+            None => {
+                inner.arrivals.insert(name.to_owned(), vec![now]);
+            }
+        }
         match key {
             Some(key) => bump(&mut inner.by_key, key),
             None => by_model,
@@ -74,6 +89,12 @@ impl Stats {
     pub(crate) fn remember(&self, key: &str, request: Value) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.last.insert(key.to_owned(), request);
+    }
+
+    /// When the requests of `key` (without one: of the model) arrived.
+    pub(crate) fn arrivals(&self, key: &str) -> Vec<Instant> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.arrivals.get(key).cloned().unwrap_or_default()
     }
 
     /// The last request of `key`.

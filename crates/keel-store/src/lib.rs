@@ -28,11 +28,11 @@ pub mod sqlite;
 mod system;
 #[cfg(feature = "test-util")]
 pub mod testing;
-mod webhooks;
 mod webhook_calc;
 mod webhook_events;
-mod webhook_records;
 mod webhook_out;
+mod webhook_records;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -57,13 +57,13 @@ pub use levers::{KillSwitch, LeverStore, QuotaOverride};
 pub use safety::{NewSafetyEvent, SafetyEvent, SafetyQuery, SafetyStore};
 pub use scope::TenantScope;
 pub use system::{Backend, SchemaStatus, SystemStore};
-pub use webhooks::{
-    InboxEvent, InboxResolution, InboxStatus, InboxStore, NewInboxEvent, ResolveOutcome,
-    SubscriptionChange,
-};
 pub use webhook_out::{
     all_tenants, AttemptOutcome, AttemptRecord, AttemptResult, DeliveryStatus, DueDelivery,
     EndpointRecord, EndpointUpdate, MessageRecord, NewEndpoint, OutboxMessage, WebhookStore,
+};
+pub use webhooks::{
+    InboxEvent, InboxResolution, InboxStatus, InboxStore, NewInboxEvent, ResolveOutcome,
+    SubscriptionChange,
 };
 
 /// Everything Keel stores, behind one object the server holds.

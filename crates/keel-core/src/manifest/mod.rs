@@ -11,6 +11,7 @@ mod model;
 mod parse;
 mod plan;
 mod rate;
+mod resilience;
 mod route;
 mod safety;
 mod store;
@@ -26,6 +27,7 @@ pub use jobs::{
 pub use model::{Aggregation, Feature, Manifest, Meter, Product, TimeZone, Typical};
 pub use plan::{Addon, Limit, LimitScope, Plan, StripePlan};
 pub use rate::{ClassLimits, RateLimit, RateLimits, RouteClass, Scope};
+pub use resilience::{BreakerSpec, RetrySpec};
 pub use route::{Deployment, PlanSelector, Pricing, ProviderKind, Route};
 pub use safety::{Pattern, SafetyAction, SafetyRule};
 pub use store::{StoreProduct, StoreProducts, STORE_PROVIDERS};

@@ -6,6 +6,7 @@ use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::duration::DurationSpec;
+use super::resilience::{BreakerSpec, RetrySpec};
 use crate::money::Micros;
 
 /// `[routes.<name>]`: a client-facing model name served by weighted upstream deployments.
@@ -29,8 +30,18 @@ pub struct Route {
     /// Meter charged the call's cost in micros (a budget: plan limits on it per day, user or
     /// tenant scope); the maximum possible cost is reserved before the upstream call.
     pub cost_meter: Option<String>,
-    /// Upstream timeout per attempt.
+    /// Upstream timeout per attempt (streams: until the first output); default 60s.
     pub timeout: Option<DurationSpec>,
+    /// Limit on the whole call, retries, waits and a stream to its end included; default 5m.
+    pub total_timeout: Option<DurationSpec>,
+    /// Streams: limit on the wait for the first output of an attempt; default `timeout`.
+    pub ttft_timeout: Option<DurationSpec>,
+    /// Streams: limit on the silence between chunks once output started; default 30s.
+    pub idle_timeout: Option<DurationSpec>,
+    /// Retries per deployment with exponential backoff and full jitter.
+    pub retry: Option<RetrySpec>,
+    /// The circuit breaker of each deployment.
+    pub breaker: Option<BreakerSpec>,
     /// Free text.
     pub description: Option<String>,
     /// Upstreams in fallback order; at least one.

@@ -4,7 +4,6 @@
 //! call (the `dispatch` seam) → settle.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -16,7 +15,7 @@ use chrono::Utc;
 use keel_core::gateway::metering::{max_cost, prompt_estimate, prompt_upper_bound, text_tokens};
 use keel_core::gateway::openai::Usage;
 use keel_core::gateway::{
-    clamp_max_tokens, resolve, weighted_order, ChatCompletion, ChatRequest, MaxTokensField,
+    clamp_max_tokens, resolve, weighted_order, ChatCompletion, ChatRequest, MaxTokensField, Policy,
 };
 use keel_core::manifest::{Pricing, Route};
 use keel_core::money::Micros;
@@ -26,8 +25,8 @@ use super::dispatch::{self, DispatchCtx};
 use super::errors::{no_deployment, rejected, route_error, upstream_error, Step};
 use super::headers::{self, Overhead};
 use super::metering::{self, Ask};
-use super::providers::Provider;
 use super::registry::Deployed;
+use super::resilience::Target;
 use super::schema::{ChatCompletionIn, ChatCompletionOut};
 use super::settle::{Call, End, Pending};
 use super::{request, safety, stream, tokens};
@@ -38,8 +37,6 @@ use crate::{ApiError, AppState, RequestId};
 
 /// Generated-token cap when the client sets none and the route has no cap.
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
-/// Longest a call may take when its route sets no `timeout`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Creates a chat completion (OpenAI-compatible; `stream: true` answers with server-sent events).
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "gateway", operation_id = "v1.chat.completions.create",
@@ -82,8 +79,10 @@ pub(crate) async fn create_chat_completion(
 struct Admitted {
     call: Arc<Call>,
     request: ChatRequest,
-    /// The providers in the order to try, with their prices.
-    providers: Vec<Arc<dyn Provider>>,
+    /// The deployments in the order to try, with their prices.
+    targets: Vec<Target>,
+    /// The route's retries, timeouts and breaker settings.
+    policy: Policy,
     prices: Vec<Option<Pricing>>,
     deadline: Instant,
     /// The cost reservation, or the route's maximum cost when it has no cost meter.
@@ -127,7 +126,7 @@ async fn admit(
         Ok(flagged) => flagged,
         Err(e) => return Err(refund(state, charge, rejected(Step::Safety, e)).await),
     };
-    let up = upstreams(route, deployed, prompt_bound, max_completion);
+    let up = upstreams(resolved.name, route, deployed, prompt_bound, max_completion);
     let call_id = uuid::Uuid::now_v7().simple().to_string();
     let ask = Ask {
         user: uid,
@@ -141,7 +140,7 @@ async fn admit(
         Ok(admitted) => admitted,
         Err(e) => return Err(refund(state, charge, e).await),
     };
-    let timeout = route.timeout.map_or(DEFAULT_TIMEOUT, |t| t.as_duration());
+    let policy = route.policy();
     let call = Call {
         state: state.clone(),
         scope,
@@ -159,9 +158,10 @@ async fn admit(
     };
     Ok(Admitted {
         call: Arc::new(call),
-        providers: up.providers,
+        targets: up.targets,
         prices: up.prices,
-        deadline: Instant::now() + timeout,
+        deadline: Instant::now() + policy.total_timeout,
+        policy,
         reserved: budget.unwrap_or(up.most.0),
         budget,
         prompt_estimate: prompt_estimate(&request),
@@ -172,12 +172,13 @@ async fn admit(
 /// The deployments in the order to try (the first drawn by weight), their prices, and
 /// the most the call may cost on the priciest of them.
 struct Upstreams {
-    providers: Vec<Arc<dyn Provider>>,
+    targets: Vec<Target>,
     prices: Vec<Option<Pricing>>,
     most: Micros,
 }
 
 fn upstreams(
+    name: &str,
     route: &Route,
     deployed: &[Deployed],
     prompt_bound: u64,
@@ -202,7 +203,10 @@ fn upstreams(
         .filter_map(|i| deployed.get(i))
         .collect();
     Upstreams {
-        providers: ordered.iter().map(|d| d.provider.clone()).collect(),
+        targets: ordered
+            .iter()
+            .map(|d| Target::new(format!("{name}/{}", d.index), d.provider.clone()))
+            .collect(),
         prices: ordered.iter().map(|d| pricing_of(d)).collect(),
         most,
     }
@@ -230,7 +234,15 @@ fn ctx(call: &Call) -> DispatchCtx {
 async fn respond(a: Admitted, started: Instant) -> Result<Response, ApiError> {
     let mut pending = Pending::new(&a.call);
     let upstream_started = Instant::now();
-    let result = dispatch::chat(&ctx(&a.call), &a.providers, &a.request, a.deadline).await;
+    let result = dispatch::chat(
+        &ctx(&a.call),
+        a.call.state.gateway().engine(),
+        &a.targets,
+        &a.request,
+        &a.policy,
+        a.deadline,
+    )
+    .await;
     pending.defuse();
     let (mut completion, served) = match result {
         Ok(answered) => answered,
@@ -267,7 +279,15 @@ async fn respond_stream(a: Admitted, started: Instant) -> Result<Response, ApiEr
         .unwrap_or(false);
     let mut pending = Pending::new(&a.call);
     let upstream_started = Instant::now();
-    let result = dispatch::chat_stream(&ctx(&a.call), &a.providers, &a.request, a.deadline).await;
+    let result = dispatch::chat_stream(
+        &ctx(&a.call),
+        a.call.state.gateway().engine(),
+        &a.targets,
+        &a.request,
+        &a.policy,
+        a.deadline,
+    )
+    .await;
     pending.defuse();
     let (upstream, served) = match result {
         Ok(opened) => opened,

@@ -1,16 +1,15 @@
 //! The one seam between the gateway's request path and its upstreams. Everything before
-//! (admission) and after (settlement) is the caller's; this decides which deployment
-//! answers. For now: each deployment once, in the order given, moving on after an error
-//! that allows fallback. The resilience engine (retries, backoff, circuit breakers,
-//! per-attempt and first-token timeouts) replaces these bodies, not their signatures.
+//! (admission) and after (settlement) is the caller's; this hands the ordered deployments
+//! to the node's resilience engine (retries with backoff and `Retry-After`, fallback,
+//! per-attempt / first-token / idle / total timeouts, circuit breakers) and reports which
+//! deployment answered.
 
-use std::sync::Arc;
-
-use keel_core::gateway::{ChatCompletion, ChatRequest};
+use keel_core::gateway::{ChatCompletion, ChatRequest, Policy};
 use keel_core::manifest::ProviderKind;
 use tokio::time::Instant;
 
-use super::providers::{ChunkStream, Provider, UpstreamError, UpstreamErrorKind};
+use super::providers::{ChunkStream, UpstreamError};
+use super::resilience::{Engine, Failure, Target, Trace};
 
 /// What a dispatch knows about the call beyond the request.
 #[derive(Clone, Debug)]
@@ -24,83 +23,80 @@ pub struct DispatchCtx {
 /// Which deployment served a call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Served {
-    /// Its position in the `deployments` slice given to the dispatch.
+    /// Its position in the `targets` slice given to the dispatch.
     pub position: usize,
     /// Its provider kind.
     pub kind: ProviderKind,
     /// Its upstream model.
     pub model: String,
+    /// Attempts repeated on one deployment.
+    pub retries: u32,
+    /// Moves to the next deployment.
+    pub fallbacks: u32,
 }
 
-impl Served {
-    fn of(position: usize, provider: &dyn Provider) -> Self {
-        Self {
-            position,
-            kind: provider.kind(),
-            model: provider.model().to_owned(),
-        }
+fn served(ctx: &DispatchCtx, targets: &[Target], trace: &Trace) -> Served {
+    let position = trace
+        .served_by
+        .as_deref()
+        .and_then(|id| targets.iter().position(|t| t.id == id))
+        .unwrap_or(0);
+    if trace.retries > 0 || trace.fallbacks > 0 {
+        tracing::info!(route = %ctx.route, request_id = %ctx.request_id, retries = trace.retries, fallbacks = trace.fallbacks, served_by = ?trace.served_by, "upstream call recovered");
+    }
+    let (kind, model) = targets.get(position).map_or_else(
+        || (ProviderKind::Sim, String::new()),
+        |t| (t.provider.kind(), t.provider.model().to_owned()),
+    );
+    Served {
+        position,
+        kind,
+        model,
+        retries: trace.retries,
+        fallbacks: trace.fallbacks,
     }
 }
 
-/// Whether the next deployment may be tried after `error`.
-fn falls_back(error: &UpstreamError) -> bool {
-    !error.output_produced && error.kind != UpstreamErrorKind::Rejected
+fn failed(ctx: &DispatchCtx, failure: Failure) -> UpstreamError {
+    tracing::warn!(
+        route = %ctx.route,
+        request_id = %ctx.request_id,
+        error = %failure.error,
+        attempts = failure.trace.attempts.len(),
+        all_open = failure.trace.all_open,
+        "upstream call failed"
+    );
+    failure.error
 }
 
-fn none_left() -> UpstreamError {
-    UpstreamError::new(
-        "gateway",
-        UpstreamErrorKind::Unavailable,
-        "no deployment of this route is available",
-    )
-}
-
-/// Calls the route's deployments for one request (ordered by weighted choice), returning
-/// the completion and which deployment served it.
+/// Calls the route's deployments for one request (`targets` in the order to try),
+/// returning the completion and which deployment served it.
 pub async fn chat(
     ctx: &DispatchCtx,
-    deployments: &[Arc<dyn Provider>],
+    engine: &Engine,
+    targets: &[Target],
     request: &ChatRequest,
+    policy: &Policy,
     deadline: Instant,
 ) -> Result<(ChatCompletion, Served), UpstreamError> {
-    let mut last = none_left();
-    for (position, provider) in deployments.iter().enumerate() {
-        match provider.chat(request, deadline).await {
-            Ok(completion) => return Ok((completion, Served::of(position, provider.as_ref()))),
-            Err(e) => {
-                tracing::warn!(route = %ctx.route, request_id = %ctx.request_id, error = %e, "upstream call failed");
-                let next = falls_back(&e);
-                last = e;
-                if !next {
-                    break;
-                }
-            }
-        }
+    match engine.chat(targets, request, policy, deadline).await {
+        Ok((completion, trace)) => Ok((completion, served(ctx, targets, &trace))),
+        Err(failure) => Err(failed(ctx, failure)),
     }
-    Err(last)
 }
 
-/// As [`chat`], streamed: a deployment that fails before its first chunk is left for the
-/// next; once the stream is returned, nothing is retried.
+/// As [`chat`], streamed: returned once a deployment has produced output within the
+/// first-token timeout; after that nothing is retried.
 pub async fn chat_stream(
     ctx: &DispatchCtx,
-    deployments: &[Arc<dyn Provider>],
+    engine: &Engine,
+    targets: &[Target],
     request: &ChatRequest,
+    policy: &Policy,
     deadline: Instant,
 ) -> Result<(ChunkStream, Served), UpstreamError> {
-    let mut last = none_left();
-    for (position, provider) in deployments.iter().enumerate() {
-        match provider.chat_stream(request, deadline).await {
-            Ok(stream) => return Ok((stream, Served::of(position, provider.as_ref()))),
-            Err(e) => {
-                tracing::warn!(route = %ctx.route, request_id = %ctx.request_id, error = %e, "upstream stream failed to open");
-                let next = falls_back(&e);
-                last = e;
-                if !next {
-                    break;
-                }
-            }
-        }
+    match engine.chat_stream(targets, request, policy, deadline).await {
+        Ok((stream, trace)) => Ok((stream, served(ctx, targets, &trace))),
+        Err(failure) => Err(failed(ctx, failure)),
     }
-    Err(last)
 }

@@ -1,6 +1,7 @@
 //! The LLM gateway context: the OpenAI-compatible surface (`/v1/chat/completions`,
 //! `/v1/models`), routing by plan, feature and model class, token budgets, the safety
-//! precheck, budget admission and settlement through billing, and the provider adapters.
+//! precheck, budget admission and settlement through billing, the provider adapters, and
+//! the resilience engine (retries, fallbacks, timeouts, circuit breakers) in front of them.
 
 mod chat;
 pub mod dispatch;
@@ -30,3 +31,4 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(chat::create_chat_completion))
         .routes(routes!(models::list_models))
 }
+pub mod resilience;

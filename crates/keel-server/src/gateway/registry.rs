@@ -1,14 +1,16 @@
 //! The gateway's providers, built once per manifest: one adapter per deployment of every
-//! route, sharing one upstream HTTP client. A deployment that cannot be built (a missing
-//! key; a `sim` deployment without `base_url` until the in-process simulator lands) is
-//! skipped with a warning; a route left with none answers `503 upstream_unavailable`.
+//! route, sharing one upstream HTTP client (a `sim` deployment without `base_url` is the
+//! in-process simulator), and the node's resilience engine with its circuit breakers. A
+//! deployment that cannot be built (a missing key) is skipped with a warning; a route left
+//! with none answers `503 upstream_unavailable`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use keel_core::manifest::{Manifest, ProviderKind};
+use keel_core::manifest::Manifest;
 
 use super::providers::{build, ClientSettings, Provider, ProviderConfig, UpstreamClient};
+use super::resilience::Engine;
 use crate::integrity::limiter::Limiter;
 use crate::integrity::limiter_memory::MemoryLimiter;
 use crate::integrity::limiter_redis::RedisLimiter;
@@ -28,6 +30,7 @@ pub struct Deployed {
 pub struct Registry {
     routes: HashMap<String, Vec<Deployed>>,
     tokens: Box<dyn Limiter>,
+    engine: Engine,
 }
 
 impl Registry {
@@ -49,6 +52,7 @@ impl Registry {
                 return Self {
                     routes: HashMap::new(),
                     tokens,
+                    engine: Engine::default(),
                 };
             }
         };
@@ -56,10 +60,6 @@ impl Registry {
         for (name, route) in &manifest.routes {
             let mut built = Vec::new();
             for (index, deployment) in route.deployments.iter().enumerate() {
-                if deployment.provider == ProviderKind::Sim && deployment.base_url.is_none() {
-                    tracing::warn!(route = %name, model = %deployment.model, "in-process sim deployments are not available yet; skipped");
-                    continue;
-                }
                 let provider = ProviderConfig::from_deployment(deployment, env)
                     .and_then(|config| build(config, &client));
                 match provider {
@@ -75,7 +75,16 @@ impl Registry {
             }
             routes.insert(name.clone(), built);
         }
-        Self { routes, tokens }
+        Self {
+            routes,
+            tokens,
+            engine: Engine::default(),
+        }
+    }
+
+    /// The node's resilience engine (its circuit breakers are per node).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The built deployments of a route (empty when none could be built).

@@ -195,13 +195,7 @@ impl WebhookSettings {
                 .parse()
                 .ok()
                 .filter(|n| (1..=100).contains(n))
-                .ok_or_else(|| {
-                    bad(
-                        "KEEL_INBOX_MAX_ATTEMPTS",
-                        v,
-                        "a whole number from 1 to 100",
-                    )
-                })?;
+                .ok_or_else(|| bad("KEEL_INBOX_MAX_ATTEMPTS", v, "a whole number from 1 to 100"))?;
         }
         if let Some(v) = get("KEEL_INBOX_POLL_INTERVAL") {
             s.poll_interval = duration("KEEL_INBOX_POLL_INTERVAL", v)?;

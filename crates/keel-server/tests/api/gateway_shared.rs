@@ -114,14 +114,29 @@ async fn the_feature_header_picks_the_routes_a_class_resolves_among() {
 }
 
 #[tokio::test]
-async fn the_demo_manifest_answers_upstream_unavailable_until_the_sim_is_built_in() {
+async fn the_demo_manifest_answers_offline_through_the_in_process_sim() {
     let app = spawn_app().await;
     let (access, _) = app.user().await;
     let res = app
         .post_json("/v1/chat/completions", Some(&access), ask("small", "hi"))
         .await;
-    assert_eq!(res.status(), 503);
-    assert_eq!(error_of(res).await["code"], "upstream_unavailable");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-keel-provider"], "sim");
+    let cost: i64 = res.headers()["x-keel-cost-micros"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(!body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+    let total = body["usage"]["total_tokens"].as_i64().unwrap();
+    assert!(
+        total > 0 && cost > 0,
+        "billed from usage: {total} tokens, {cost} micros"
+    );
     let models: serde_json::Value = app
         .get_auth("/v1/models", &access)
         .await
@@ -129,11 +144,22 @@ async fn the_demo_manifest_answers_upstream_unavailable_until_the_sim_is_built_i
         .await
         .unwrap();
     assert_eq!(models["data"][0]["id"], "chat-small");
-    assert!(app
-        .get_auth("/v1/usage", &access)
+    // The demo's free plan meters requests and tokens: the call is on the ledger.
+    let ents: serde_json::Value = app
+        .get_auth("/v1/entitlements", &access)
         .await
-        .text()
+        .json()
         .await
-        .unwrap()
-        .contains("\"data\":[]"));
+        .unwrap();
+    let used = |meter: &str| {
+        ents["meters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["meter"] == meter)
+            .map(|m| m["used"].as_i64().unwrap())
+            .unwrap()
+    };
+    assert_eq!(used("requests"), 1);
+    assert_eq!(used("tokens"), total);
 }

@@ -15,9 +15,9 @@ mod idempotency;
 mod safety;
 mod sessions;
 mod users;
-mod webhooks;
-pub(crate) mod webhook_outbox;
 mod webhook_out;
+pub(crate) mod webhook_outbox;
+mod webhooks;
 mod webhooks_claim;
 
 use std::str::FromStr;

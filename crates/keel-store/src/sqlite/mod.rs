@@ -16,9 +16,9 @@ mod lite;
 mod safety;
 mod sessions;
 mod users;
-mod webhooks;
-pub(crate) mod webhook_outbox;
 mod webhook_out;
+pub(crate) mod webhook_outbox;
+mod webhooks;
 mod webhooks_claim;
 mod writer;
 

@@ -43,10 +43,10 @@ mod levers;
 mod safety;
 mod sessions;
 mod users;
-mod webhooks;
-mod webhooks_apply;
 mod webhook_fixtures;
 mod webhook_out;
+mod webhooks;
+mod webhooks_apply;
 mod webhooks_outbox;
 mod webhooks_replay;
 

@@ -1,6 +1,8 @@
 //! Unit tests of the gateway model, against fixtures in `../fixtures`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod breaker;
+mod policy;
 mod sse;
 mod stream;
 mod translate;

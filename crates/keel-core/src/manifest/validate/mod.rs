@@ -2,6 +2,7 @@
 
 mod jobs;
 mod rates;
+mod resilience;
 mod routes;
 mod store;
 

@@ -37,6 +37,7 @@ impl Checker<'_> {
         for (i, deployment) in route.deployments.iter().enumerate() {
             self.deployment(&path.key("deployments").index(i), deployment);
         }
+        self.resilience(&path, route);
     }
 
     fn route_plans(

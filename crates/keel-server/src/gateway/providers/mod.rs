@@ -11,6 +11,7 @@ mod http;
 mod keys;
 mod openai;
 mod openai_compatible;
+mod sim;
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use http::{ClientSettings, UpstreamClient};
 pub use keys::{process_env, ApiKey, KeyError, KeySource};
 pub use openai::OpenAi;
 pub use openai_compatible::OpenAiCompatible;
+pub use sim::InProcessSim;
 
 /// Streamed chunks of one call. After an error the stream ends; the error says whether
 /// chunks had already been yielded (`output_produced`).
@@ -155,8 +157,12 @@ pub fn build(
         ProviderKind::OpenAiCompatible => {
             Arc::new(OpenAiCompatible::new(client, &config, &need_base(&config)?))
         }
-        // A keel-sim process is an OpenAI-compatible server (the in-process sim comes later).
-        ProviderKind::Sim => Arc::new(OpenAiCompatible::new(client, &config, &need_base(&config)?)),
+        // With a base URL, a keel-sim process (an OpenAI-compatible server); without, the
+        // simulator runs in this process.
+        ProviderKind::Sim => match &config.base_url {
+            Some(base) => Arc::new(OpenAiCompatible::new(client, &config, base)),
+            None => Arc::new(InProcessSim::new(&config.model)),
+        },
     })
 }
 

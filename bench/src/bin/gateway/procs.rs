@@ -99,6 +99,10 @@ aggregation = "count"
 unit = "token"
 aggregation = "sum"
 
+[meters.cost]
+unit = "micro"
+aggregation = "sum"
+
 [features.chat]
 
 [plans.bench]
@@ -113,9 +117,13 @@ window = "day"
 limit = 1000000000000
 window = "day"
 
+[plans.bench.limits.cost]
+limit = 1000000000000
+window = "day"
+
 [plans.bench.rate_limits.gateway]
-user = {{ requests = 100000000, per = "1m", burst = 1000000 }}
-tenant = {{ requests = 100000000, per = "1m", burst = 1000000 }}
+user = {{ requests = 100000000, per = "1m", burst = 1000000, tokens = 4000000000 }}
+tenant = {{ requests = 100000000, per = "1m", burst = 1000000, tokens = 4000000000 }}
 
 [routes.bench]
 feature = "chat"
@@ -123,6 +131,7 @@ model_class = "standard"
 max_tokens = 4000
 request_meter = "requests"
 token_meter = "tokens"
+cost_meter = "cost"
 timeout = "30s"
 
 [[routes.bench.deployments]]

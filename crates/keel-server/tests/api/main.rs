@@ -21,6 +21,7 @@ mod gateway_fixture;
 mod gateway_inprocess;
 mod gateway_providers;
 mod gateway_resilience;
+mod gateway_sdk;
 mod gateway_shared;
 mod gateway_sim;
 mod gateway_streams;

@@ -1,0 +1,146 @@
+//! Events of the jobs and inbound-webhook contexts reach a registered endpoint end to end,
+//! signed; a refused or stale change sends nothing; Stripe's customer is recorded.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use keel_server::webhooks::outbound::{ManualClock, Worker};
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_full, TestApp};
+use crate::jobs_helpers::quick_manifest;
+use crate::webhook_receiver::{expected_signature, Receiver};
+use crate::webhooks_admin::{admin, register};
+use crate::webhooks_support::{configure, IAMA};
+
+async fn app(manifest: &str) -> TestApp {
+    spawn_full(manifest, |s| {
+        configure(s);
+        s.jobs_timer_poll = Duration::from_millis(20);
+        s.outbound.worker = false;
+        s.outbound.allow_private_urls = true;
+    })
+    .await
+}
+
+async fn deliver_all(app: &TestApp) -> usize {
+    let clock = ManualClock::at(Utc::now() + TimeDelta::seconds(1));
+    let settings = app.state.settings().outbound.clone();
+    let w = Worker::new(app.state.store().clone(), Arc::new(clock), settings);
+    w.run_once().await.unwrap()
+}
+
+fn bodies(receiver: &Receiver) -> Vec<Value> {
+    receiver
+        .got()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn job_transitions_are_delivered_and_a_stale_one_is_not() {
+    let app = app(&quick_manifest()).await;
+    let token = admin(&app).await;
+    let receiver = Receiver::start(0).await;
+    let (_, secret) = register(&app, &token, &receiver.url, &["job.state_changed"]).await;
+    let (access, user) = app.user().await;
+    let job = app.quick_job(&access, "p1").await;
+    let running = app.moved(&job, "running").await;
+    // The first version is stale now: refused, and nothing is sent for it.
+    let stale = app.transition(&job, "done").await;
+    assert_eq!(stale.status(), 409, "{:?}", stale.text().await);
+    let cancel = app.action(&access, &running, "cancel").await;
+    assert_eq!(cancel.status(), 200, "{:?}", cancel.text().await);
+    assert_eq!(deliver_all(&app).await, 3);
+    let mut got = bodies(&receiver);
+    got.sort_by_key(|b| b["data"]["version"].as_i64());
+    let moves: Vec<(Value, Value, Value)> = got
+        .iter()
+        .map(|b| {
+            assert_eq!(b["type"], "job.state_changed");
+            assert_eq!(b["data"]["job_id"], job["id"]);
+            assert_eq!(b["data"]["job_type"], "quick");
+            assert_eq!(b["data"]["user_id"], user.as_str());
+            assert!(b["data"].get("input").is_none());
+            let d = &b["data"];
+            (d["from"].clone(), d["to"].clone(), d["by"].clone())
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        vec![
+            (Value::Null, json!("queued"), json!("user")),
+            (json!("queued"), json!("running"), json!("service")),
+            (json!("running"), json!("failed"), json!("user")),
+        ]
+    );
+    assert_eq!(got[2]["data"]["reason"], "user_cancelled");
+    for r in receiver.got() {
+        assert_eq!(r.signature, expected_signature(&secret, &r));
+    }
+}
+
+fn subscription_event(id: &str, created: i64, status: &str, user: &str) -> Value {
+    let start = Utc::now() - chrono::Duration::days(1);
+    let end = Utc::now() + chrono::Duration::days(29);
+    json!({
+        "id": id, "object": "event", "created": created, "type": "customer.subscription.updated",
+        "data": {"object": {
+            "id": "sub_src", "object": "subscription", "customer": "cus_Src1", "status": status,
+            "cancel_at_period_end": false,
+            "current_period_start": start.timestamp(), "current_period_end": end.timestamp(),
+            "metadata": {"keel_user_id": user},
+            "items": {"object": "list", "data": [{"id": "si_1", "object": "subscription_item",
+                "price": {"id": "price_iama_pro_monthly", "object": "price", "product": "prod_iama",
+                    "recurring": {"interval": "month"}},
+                "quantity": 1}]}
+        }}
+    })
+}
+
+#[tokio::test]
+async fn an_applied_stripe_event_is_delivered_and_links_the_customer() {
+    let app = app(IAMA).await;
+    let token = admin(&app).await;
+    let receiver = Receiver::start(0).await;
+    let (_, secret) = register(&app, &token, &receiver.url, &["subscription.changed"]).await;
+    let (access, user) = app.user().await;
+    let me = app
+        .state
+        .store()
+        .locate_user(user.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let scope = keel_store::TenantScope::new(me.tenant_id);
+    let t = Utc::now().timestamp() - 100;
+    let (status, ack) = app
+        .stripe(&subscription_event("evt_src_1", t, "active", &user))
+        .await;
+    assert_eq!(status, 200, "{ack}");
+    app.settled(ack["id"].as_str().unwrap()).await;
+    assert_eq!(app.plan_of(&access).await.0, "pro");
+    // An older event is stale: applied as nothing, sent as nothing.
+    let (_, ack) = app
+        .stripe(&subscription_event("evt_src_0", t - 50, "canceled", &user))
+        .await;
+    app.settled(ack["id"].as_str().unwrap()).await;
+    assert_eq!(deliver_all(&app).await, 1);
+    let got = bodies(&receiver);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["type"], "subscription.changed");
+    assert_eq!(got[0]["data"]["user_id"], user.as_str());
+    assert_eq!(got[0]["data"]["plan"], "pro");
+    assert_eq!(got[0]["data"]["source"], "stripe");
+    let r = &receiver.got()[0];
+    assert_eq!(r.signature, expected_signature(&secret, r));
+    let customer = app
+        .state
+        .store()
+        .billing_customer(&scope, me.id, "stripe")
+        .await
+        .unwrap();
+    assert_eq!(customer.as_deref(), Some("cus_Src1"));
+}

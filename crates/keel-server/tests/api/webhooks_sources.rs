@@ -8,11 +8,12 @@ use chrono::{TimeDelta, Utc};
 use keel_server::webhooks::outbound::{ManualClock, Worker};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_full, TestApp};
+use crate::gateway_fixture::{ask, gateway_with};
+use crate::helpers::{error_of, spawn_full, TestApp};
 use crate::jobs_helpers::quick_manifest;
 use crate::webhook_receiver::{expected_signature, Receiver};
 use crate::webhooks_admin::{admin, register};
-use crate::webhooks_support::{configure, IAMA};
+use crate::webhooks_support::{configure, until, IAMA};
 
 async fn app(manifest: &str) -> TestApp {
     spawn_full(manifest, |s| {
@@ -143,4 +144,66 @@ async fn an_applied_stripe_event_is_delivered_and_links_the_customer() {
         .await
         .unwrap();
     assert_eq!(customer.as_deref(), Some("cus_Src1"));
+}
+
+#[tokio::test]
+async fn safety_blocks_and_flags_are_delivered_without_the_text() {
+    let gw = gateway_with(|s| {
+        s.outbound.worker = false;
+        s.outbound.allow_private_urls = true;
+    })
+    .await;
+    let token = admin(&gw.app).await;
+    let receiver = Receiver::start(0).await;
+    let (_, secret) = register(&gw.app, &token, &receiver.url, &["safety.flagged"]).await;
+    let (access, user) = gw.user_on(None).await;
+    let blocked = gw
+        .chat(&access, ask("chat-openai", "I want to END MY LIFE"))
+        .await;
+    assert_eq!(blocked.status(), 403);
+    let blocked = error_of(blocked).await;
+    let flagged = gw
+        .chat(&access, ask("chat-openai", "what medication dose is safe"))
+        .await;
+    assert_eq!(flagged.status(), 200);
+    // The events are recorded as the requests are answered; deliver until both arrived.
+    until("both safety events delivered", || async {
+        deliver_all(&gw.app).await;
+        (receiver.got().len() >= 2).then_some(())
+    })
+    .await;
+    let got = bodies(&receiver);
+    assert_eq!(got.len(), 2);
+    let mut seen: Vec<(String, String)> = got
+        .iter()
+        .map(|b| {
+            assert_eq!(b["type"], "safety.flagged");
+            assert_eq!(b["data"]["user_id"], user.as_str());
+            assert!(b["data"]["feature"].is_string());
+            let text = b.to_string().to_lowercase();
+            assert!(
+                !text.contains("life") && !text.contains("medication"),
+                "{b}"
+            );
+            assert!(b["data"].get("text_hash").is_none());
+            let d = &b["data"];
+            (
+                d["rule"].as_str().unwrap().into(),
+                d["action"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("crisis".into(), "block".into()),
+            ("medical".into(), "flag".into())
+        ]
+    );
+    let block = got.iter().find(|b| b["data"]["action"] == "block").unwrap();
+    assert_eq!(block["data"]["request_id"], blocked["request_id"]);
+    for r in receiver.got() {
+        assert_eq!(r.signature, expected_signature(&secret, &r));
+    }
 }

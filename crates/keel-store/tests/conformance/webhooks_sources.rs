@@ -21,6 +21,7 @@ on_both_backends!(
     job_creation_and_transitions_write_state_changed_and_a_stale_one_nothing,
     safety_events_write_flagged_without_the_text_hash,
     an_applied_inbox_change_writes_subscription_changed_and_stale_or_same_nothing,
+    a_failed_outbox_write_rolls_the_transition_and_the_safety_events_back,
 );
 
 async fn messages(h: &Harness, scope: &TenantScope, t: EventType) -> Vec<MessageRecord> {
@@ -172,4 +173,54 @@ async fn an_applied_inbox_change_writes_subscription_changed_and_stale_or_same_n
     assert_eq!(got.len(), 2);
     assert_eq!(got[1].payload["status"], "canceled");
     assert_eq!(got[1].payload["previous"]["status"], "active");
+}
+
+async fn a_failed_outbox_write_rolls_the_transition_and_the_safety_events_back(b: Backend) {
+    let h = harness(b).await;
+    let scope = scope();
+    endpoint(
+        &h.store,
+        &scope,
+        &[EventType::JobStateChanged, EventType::SafetyFlagged],
+    )
+    .await;
+    let user = UserId::new();
+    let job = created(&h.store, &scope, new_job(user, now())).await;
+    crate::webhooks_outbox::refuse_deliveries(&h).await;
+    // The message row is written, then its delivery fails: the whole change rolls back.
+    let refused = h
+        .store
+        .transition_job(&scope, move_to(&job, "running", now()))
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    let still = h.store.find_job(&scope, job.id).await.unwrap().unwrap();
+    assert_eq!(
+        (still.state.as_str(), still.version),
+        ("queued", job.version)
+    );
+    let recorded = h
+        .store
+        .record_safety_events(&scope, vec![hit(user, "block", "r9")])
+        .await;
+    assert!(recorded.is_err(), "{recorded:?}");
+    let kept = h
+        .store
+        .list_safety_events(
+            &scope,
+            &keel_store::SafetyQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(kept.is_empty());
+    // Only the creation's message, written before deliveries were refused, exists.
+    assert_eq!(
+        messages(&h, &scope, EventType::JobStateChanged).await.len(),
+        1
+    );
+    assert!(messages(&h, &scope, EventType::SafetyFlagged)
+        .await
+        .is_empty());
 }

@@ -207,3 +207,26 @@ async fn safety_blocks_and_flags_are_delivered_without_the_text() {
         assert_eq!(r.signature, expected_signature(&secret, &r));
     }
 }
+
+#[tokio::test]
+async fn a_timer_transition_is_delivered_as_by_system() {
+    let app = app(&quick_manifest()).await;
+    let token = admin(&app).await;
+    let receiver = Receiver::start(0).await;
+    register(&app, &token, &receiver.url, &["job.state_changed"]).await;
+    let (access, _) = app.user().await;
+    let job = app.quick_job(&access, "p").await;
+    let waiting = app
+        .moved(&app.moved(&job, "running").await, "waiting")
+        .await;
+    let id = waiting["id"].as_str().unwrap();
+    app.state.job_clock().advance(Duration::from_secs(61 * 60));
+    app.wait_for_state(&access, id, "failed").await;
+    assert_eq!(deliver_all(&app).await, 4);
+    let got = bodies(&receiver);
+    let timed_out = got.iter().find(|b| b["data"]["to"] == "failed").unwrap();
+    assert_eq!(timed_out["data"]["from"], "waiting");
+    assert_eq!(timed_out["data"]["by"], "system");
+    assert_eq!(timed_out["data"]["reason"], "wait_timeout");
+    assert_eq!(timed_out["data"]["job_id"], waiting["id"]);
+}

@@ -83,6 +83,9 @@ macro_rules! job_store_impl {
                 };
                 let owner = (tenant.as_str(), record.id, record.job_type.as_str());
                 Self::jobs_insert_event(&mut tx, owner, 1, &first).await?;
+                let message =
+                    $crate::webhook_events::job_state_changed(&record, &first.data, job.at);
+                webhook_outbox::enqueue(&mut tx, &tenant, &message).await?;
                 Self::jobs_insert_timers(&mut tx, &record, &job.timers).await?;
                 tx.commit().await.map_err($crate::error::map_sqlx)?;
                 Ok(CreateOutcome::Created(record))

@@ -133,6 +133,9 @@ macro_rules! job_write_fns {
                 };
                 let owner = (tenant.as_str(), job.id, job.job_type.as_str());
                 let event = Self::jobs_insert_event(&mut tx, owner, job.last_seq, &change).await?;
+                let message =
+                    $crate::webhook_events::job_state_changed(&job, &event.data, write.at);
+                webhook_outbox::enqueue(&mut tx, &tenant, &message).await?;
                 sqlx::query($crate::jobs_sql::DELETE_TIMERS)
                     .bind(&tenant)
                     .bind(write.job_id.to_string())

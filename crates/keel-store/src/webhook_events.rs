@@ -104,3 +104,43 @@ pub(crate) fn reached(gate: &Gate, user: &str, committed: i64) -> Vec<Reached> {
         })
         .collect()
 }
+
+/// `job.state_changed` for a job that entered its state (created or transitioned): the
+/// job's metadata and the move, never its input nor the transition's data.
+pub(crate) fn job_state_changed(
+    job: &crate::jobs::JobRecord,
+    change: &serde_json::Value,
+    at: DateTime<Utc>,
+) -> OutboxMessage {
+    let field = |name: &str| change.get(name).cloned().unwrap_or(serde_json::Value::Null);
+    OutboxMessage {
+        event_type: EventType::JobStateChanged,
+        payload: json!({
+            "job_id": job.id.to_string(),
+            "job_type": job.job_type,
+            "user_id": job.user_id.to_string(),
+            "from": field("from"),
+            "to": job.state,
+            "reason": job.reason,
+            "by": field("by"),
+            "version": job.version,
+            "at": at,
+        }),
+    }
+}
+
+/// `safety.flagged` for a recorded safety event (block or flag): never the text nor its hash.
+pub(crate) fn safety_flagged(event: &crate::SafetyEvent) -> OutboxMessage {
+    OutboxMessage {
+        event_type: EventType::SafetyFlagged,
+        payload: json!({
+            "event_id": event.id.to_string(),
+            "rule": event.rule,
+            "action": event.action,
+            "feature": event.feature,
+            "user_id": event.user_id.to_string(),
+            "request_id": event.request_id,
+            "at": event.created_at,
+        }),
+    }
+}

@@ -6,6 +6,7 @@
 mod apply;
 pub mod appstore;
 pub mod config;
+mod customer;
 pub mod googleplay;
 pub(crate) mod links;
 pub(crate) mod routes;

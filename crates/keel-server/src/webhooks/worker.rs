@@ -92,12 +92,16 @@ async fn process(state: &AppState, event: InboxEvent) {
         tracing::warn!(id = %event.id, provider = %event.provider, attempts = event.attempts,
             dead = retry_at.is_none(), reason = %error, "webhook event not applied");
     }
+    let customer = super::customer::customer_of(&event, &resolution);
     match state
         .store()
         .resolve_inbox_event(event.id, event.attempts, resolution, Utc::now())
         .await
     {
         Ok(outcome) => {
+            if let Some(customer) = customer.filter(|_| outcome != ResolveOutcome::LostClaim) {
+                super::customer::record(state, customer).await;
+            }
             let label = if outcome == ResolveOutcome::Stale {
                 "stale"
             } else {

@@ -52,5 +52,6 @@ mod webhooks_events;
 mod webhooks_googleplay;
 mod webhooks_inbox;
 mod webhooks_lemonsqueezy;
+mod webhooks_sources;
 mod webhooks_stripe;
 mod webhooks_support;

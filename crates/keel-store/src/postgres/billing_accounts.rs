@@ -153,7 +153,7 @@ pub(super) async fn get_subscription(
 }
 
 /// The subscription as this transaction sees it, locked until it ends.
-async fn locked_subscription(
+pub(super) async fn locked_subscription(
     conn: &mut sqlx::PgConnection,
     tenant: &str,
     user: UserId,

@@ -39,6 +39,8 @@ impl SafetyStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(map_sqlx)?;
+            let message = crate::webhook_events::safety_flagged(row);
+            super::webhook_outbox::enqueue(&mut tx, &row.tenant_id, &message).await?;
         }
         tx.commit().await.map_err(map_sqlx)?;
         Ok(rows)

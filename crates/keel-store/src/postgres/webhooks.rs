@@ -266,6 +266,7 @@ async fn apply(
     let tenant = change.scope.tenant().to_string();
     let sub = &change.subscription;
     let user = sub.user_id.to_string();
+    let before = super::billing_accounts::locked_subscription(tx, &tenant, sub.user_id).await?;
     let written = sqlx::query(
         "INSERT INTO subscriptions (tenant_id, user_id, plan, status, period_start, period_end,
                                     source, addons, updated_at, provider_event_at, provider_ref)
@@ -295,6 +296,7 @@ async fn apply(
     .rows_affected()
         == 1;
     let (outcome, note) = if written {
+        super::webhook_outbox::subscription(tx, &tenant, before.as_ref(), sub).await?;
         let a = &change.audit;
         sqlx::query(
             "INSERT INTO audit_events (id, tenant_id, actor, action, target, request_id, data, created_at)

@@ -115,7 +115,7 @@ pub(super) async fn get_subscription(
     subscription_in(store.pool(), &scope.tenant().to_string(), user).await
 }
 
-async fn subscription_in(
+pub(super) async fn subscription_in(
     db: impl SqliteExecutor<'_>,
     tenant: &str,
     user: UserId,

@@ -49,6 +49,7 @@ mod webhooks;
 mod webhooks_apply;
 mod webhooks_outbox;
 mod webhooks_replay;
+mod webhooks_sources;
 
 struct Harness {
     store: DynStore,

@@ -68,7 +68,7 @@ async fn an_expired_reservation_writes_its_message_with_the_expiry(b: Backend) {
     );
 }
 
-async fn refuse_deliveries(h: &Harness) {
+pub(crate) async fn refuse_deliveries(h: &Harness) {
     match h.store.backend() {
         Backend::Sqlite => {
             raw_sql(

@@ -122,8 +122,8 @@ limit = 1000000000000
 window = "day"
 
 [plans.bench.rate_limits.gateway]
-user = {{ requests = 100000000, per = "1m", burst = 1000000, tokens = 4000000000 }}
-tenant = {{ requests = 100000000, per = "1m", burst = 1000000, tokens = 4000000000 }}
+user = {{ requests = 10000000, per = "1m", burst = 1000000, tokens = 4000000000 }}
+tenant = {{ requests = 10000000, per = "1m", burst = 1000000, tokens = 4000000000 }}
 
 [routes.bench]
 feature = "chat"

@@ -95,6 +95,8 @@ pub struct Settings {
     pub job_event_max_bytes: usize,
     /// How often each node looks for due job timers.
     pub jobs_timer_poll: Duration,
+    /// Interval of `:` keep-alive comments on job event streams.
+    pub jobs_sse_keepalive: Duration,
 }
 
 impl Default for Settings {
@@ -130,6 +132,7 @@ impl Default for Settings {
             stripe: Default::default(),
             job_event_max_bytes: 64 * 1024,
             jobs_timer_poll: Duration::from_secs(1),
+            jobs_sse_keepalive: Duration::from_secs(15),
         }
     }
 }
@@ -241,6 +244,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "jobs_timer_poll_ms",
         "KEEL_JOBS_TIMER_POLL_MS",
         "--jobs-timer-poll-ms",
+    ),
+    (
+        "jobs_sse_keepalive_ms",
+        "KEEL_JOBS_SSE_KEEPALIVE_MS",
+        "--jobs-sse-keepalive-ms",
     ),
 ];
 
@@ -432,6 +440,14 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), &'static str> {
                 .filter(|n| (10..=60_000).contains(n))
                 .map(Duration::from_millis)
                 .ok_or("milliseconds from 10 to 60000")?
+        }
+        "jobs_sse_keepalive_ms" => {
+            s.jobs_sse_keepalive = v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (10..=300_000).contains(n))
+                .map(Duration::from_millis)
+                .ok_or("milliseconds from 10 to 300000")?
         }
         _ => return Err("a known setting"),
     }

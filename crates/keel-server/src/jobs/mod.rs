@@ -3,10 +3,12 @@
 //! [`service_routes`], the timer loop in [`timers`].
 
 mod billing;
+pub mod notify;
 pub mod retention;
 pub mod routes;
 pub mod service;
 pub mod service_routes;
+pub mod stream;
 pub mod timers;
 
 use std::sync::atomic::{AtomicI64, Ordering};

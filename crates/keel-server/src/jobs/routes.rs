@@ -345,29 +345,52 @@ pub struct EventPage {
     pub finished: bool,
 }
 
-/// The job's user-visible events after a sequence number, as JSON (for clients that poll).
+/// The job's user-visible events after a sequence number: a JSON page (for clients that
+/// poll), or with `Accept: text/event-stream` a live SSE stream (`id:` = seq, `event:` =
+/// type, `data:` = the event as JSON) resumable with `Last-Event-ID`, ending with
+/// `event: end` once the job is terminal.
 #[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs", operation_id = "v1.jobs.events",
-    params(("id" = String, Path, description = "Job id"), EventsQuery), security(("bearer" = [])),
-    responses((status = 200, body = EventPage), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+    params(("id" = String, Path, description = "Job id"), EventsQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume a stream after this seq")),
+    security(("bearer" = [])),
+    responses((status = 200, body = EventPage, content_type = "application/json"),
+        (status = 200, body = String, content_type = "text/event-stream", description = "Live stream"),
+        (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 async fn list_job_events(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Query(q): Query<EventsQuery>,
-) -> Result<Json<EventPage>, ApiError> {
+) -> Result<Response, ApiError> {
     user.require_scope("jobs")?;
     let job = owned(&state, &user, &id).await?;
-    let after = match q.after.as_deref() {
+    let last_event_id = headers
+        .get("last-event-id")
+        .map(|v| v.to_str().unwrap_or("-").trim().to_owned());
+    let after = match last_event_id.as_deref().or(q.after.as_deref()) {
         None => 0,
         Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_cursor",
-                "after must be a sequence number",
+                "after (or Last-Event-ID) must be a sequence number",
             )
             .with_details(json!({"field": "after"}))
         })?,
     };
+    let wants_stream = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    if wants_stream {
+        return Ok(super::stream::open(
+            state.clone(),
+            user.scope(),
+            job.id,
+            after,
+        ));
+    }
     let limit = match q.limit.as_deref() {
         None => 100,
         raw => page_limit(raw, 1000)?,
@@ -381,5 +404,6 @@ async fn list_job_events(
         data: events.iter().map(JobEventOut::from).collect(),
         next_after,
         finished: job.finished_at.is_some(),
-    }))
+    })
+    .into_response())
 }

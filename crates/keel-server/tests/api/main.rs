@@ -32,6 +32,7 @@ mod integrity_combined;
 mod jobs;
 mod jobs_helpers;
 mod jobs_iama;
+mod jobs_stream;
 mod jobs_timers;
 mod lifecycle;
 mod ops;

@@ -19,16 +19,16 @@ const DISCONNECTS: usize = 1_000;
 
 /// One parsed SSE frame.
 #[derive(Debug, Default, Clone)]
-struct Frame {
+pub struct Frame {
     id: Option<String>,
-    event: Option<String>,
-    data: String,
+    pub event: Option<String>,
+    pub data: String,
     comment: bool,
     retry: Option<u64>,
 }
 
 /// An open event stream, parsed frame by frame.
-struct Sse {
+pub struct Sse {
     body: futures::stream::BoxStream<'static, reqwest::Result<axum::body::Bytes>>,
     buf: String,
 }
@@ -46,7 +46,7 @@ impl Sse {
         req.send().await.unwrap()
     }
 
-    async fn connect(app: &TestApp, token: &str, id: &str, last: Option<i64>) -> Self {
+    pub async fn connect(app: &TestApp, token: &str, id: &str, last: Option<i64>) -> Self {
         let res = Self::open(app, token, id, last).await;
         assert_eq!(res.status(), 200);
         assert!(res.headers()["content-type"]
@@ -90,7 +90,7 @@ impl Sse {
     }
 
     /// The next frame that is an event (skips retry hints and keep-alives).
-    async fn event(&mut self) -> Option<Frame> {
+    pub async fn event(&mut self) -> Option<Frame> {
         loop {
             let f = self.next().await?;
             if f.event.is_some() {
@@ -109,7 +109,7 @@ async fn append(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
     .await
 }
 
-fn seq(f: &Frame) -> i64 {
+pub fn seq(f: &Frame) -> i64 {
     f.id.as_deref().unwrap().parse().unwrap()
 }
 

@@ -34,6 +34,7 @@ mod jobs_helpers;
 mod jobs_iama;
 mod jobs_stream;
 mod jobs_timers;
+mod jobs_viewer;
 mod lifecycle;
 mod ops;
 mod profile;

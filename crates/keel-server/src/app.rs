@@ -182,6 +182,11 @@ impl Application {
             self.state.settings().jobs_timer_poll,
             rx.clone(),
         ));
+        let job_retention = tokio::spawn(jobs::retention::periodic(
+            self.state.clone(),
+            self.state.settings().jobs_retention_interval,
+            rx.clone(),
+        ));
         let metrics = axum::serve(self.metrics_listener, self.metrics_router)
             .with_graceful_shutdown(stopped(rx.clone()));
         let metrics = tokio::spawn(async move { metrics.await });
@@ -210,6 +215,7 @@ impl Application {
             let _ = worker.await;
         }
         let _ = job_timers.await;
+        let _ = job_retention.await;
         let store = self.state.store().clone();
         if tokio::time::timeout(Duration::from_secs(5), store.close())
             .await

@@ -61,10 +61,15 @@ impl JobNotifier {
         }
     }
 
+    /// The PostgreSQL pool of the bridge, when attached (also used for advisory locks).
+    pub fn pg_pool(&self) -> Option<&PgPool> {
+        self.pg.get()
+    }
+
     /// Bridges to PostgreSQL: publishes through `pg_notify` and spawns a listener task that
     /// forwards every node's wake-ups to this node's subscribers (reconnecting on failure).
     pub async fn attach_postgres(&self, url: &str) -> Result<(), sqlx::Error> {
-        let pool = PgPoolOptions::new().max_connections(2).connect(url).await?;
+        let pool = PgPoolOptions::new().max_connections(4).connect(url).await?;
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANNEL).await?;
         let _ = self.pg.set(pool);

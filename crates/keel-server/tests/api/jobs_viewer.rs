@@ -114,3 +114,35 @@ async fn only_the_owner_gets_a_viewer_token() {
         .unwrap();
     assert_eq!(res.status(), 401);
 }
+
+/// Periodic retention runs on one node at a time: while another holder has the advisory
+/// lock (PostgreSQL), a round skips; once it is free, the round runs.
+#[tokio::test]
+async fn periodic_retention_round_takes_turns() {
+    let app = spawn_jobs().await;
+    let Some(pool) = app.state.job_notifier().pg_pool() else {
+        assert!(keel_server::jobs::retention::round(&app.state)
+            .await
+            .unwrap());
+        return;
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    let key = "keel:jobs_retention";
+    let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+        .bind(key)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert!(held);
+    assert!(!keel_server::jobs::retention::round(&app.state)
+        .await
+        .unwrap());
+    sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+        .bind(key)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    assert!(keel_server::jobs::retention::round(&app.state)
+        .await
+        .unwrap());
+}

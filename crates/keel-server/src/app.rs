@@ -34,6 +34,9 @@ pub enum StartError {
     /// Redis is configured but cannot be reached.
     #[error("redis: {0}")]
     Redis(String),
+    /// PostgreSQL `LISTEN` for job event wake-ups could not be set up.
+    #[error("job notifier: {0}")]
+    Notifier(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -82,6 +85,17 @@ impl Application {
             None => None,
         };
         let state = AppState::new(store, manifest.manifest, settings.clone(), identity, redis);
+        if let Some(url) = settings
+            .database_url
+            .as_deref()
+            .filter(|u| u.starts_with("postgres"))
+        {
+            state
+                .job_notifier()
+                .attach_postgres(url)
+                .await
+                .map_err(|e| StartError::Notifier(e.to_string()))?;
+        }
         let router = assemble(state.clone(), extra);
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
@@ -168,6 +182,11 @@ impl Application {
             self.state.settings().jobs_timer_poll,
             rx.clone(),
         ));
+        let job_retention = tokio::spawn(jobs::retention::periodic(
+            self.state.clone(),
+            self.state.settings().jobs_retention_interval,
+            rx.clone(),
+        ));
         let metrics = axum::serve(self.metrics_listener, self.metrics_router)
             .with_graceful_shutdown(stopped(rx.clone()));
         let metrics = tokio::spawn(async move { metrics.await });
@@ -196,6 +215,7 @@ impl Application {
             let _ = worker.await;
         }
         let _ = job_timers.await;
+        let _ = job_retention.await;
         let store = self.state.store().clone();
         if tokio::time::timeout(Duration::from_secs(5), store.close())
             .await

@@ -95,6 +95,10 @@ pub struct Settings {
     pub job_event_max_bytes: usize,
     /// How often each node looks for due job timers.
     pub jobs_timer_poll: Duration,
+    /// Interval of `:` keep-alive comments on job event streams.
+    pub jobs_sse_keepalive: Duration,
+    /// How often each node runs job event retention (one node at a time on PostgreSQL).
+    pub jobs_retention_interval: Duration,
 }
 
 impl Default for Settings {
@@ -130,6 +134,8 @@ impl Default for Settings {
             stripe: Default::default(),
             job_event_max_bytes: 64 * 1024,
             jobs_timer_poll: Duration::from_secs(1),
+            jobs_sse_keepalive: Duration::from_secs(15),
+            jobs_retention_interval: Duration::from_secs(6 * 3600),
         }
     }
 }
@@ -241,6 +247,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "jobs_timer_poll_ms",
         "KEEL_JOBS_TIMER_POLL_MS",
         "--jobs-timer-poll-ms",
+    ),
+    (
+        "jobs_sse_keepalive_ms",
+        "KEEL_JOBS_SSE_KEEPALIVE_MS",
+        "--jobs-sse-keepalive-ms",
+    ),
+    (
+        "jobs_retention_interval",
+        "KEEL_JOBS_RETENTION_INTERVAL",
+        "--jobs-retention-interval",
     ),
 ];
 
@@ -432,6 +448,20 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), &'static str> {
                 .filter(|n| (10..=60_000).contains(n))
                 .map(Duration::from_millis)
                 .ok_or("milliseconds from 10 to 60000")?
+        }
+        "jobs_sse_keepalive_ms" => {
+            s.jobs_sse_keepalive = v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (10..=300_000).contains(n))
+                .map(Duration::from_millis)
+                .ok_or("milliseconds from 10 to 300000")?
+        }
+        "jobs_retention_interval" => {
+            s.jobs_retention_interval = duration(v)
+                .ok()
+                .filter(|d| (1..=7 * 24 * 3600).contains(&d.as_secs()))
+                .ok_or("a duration from 1s to 7d, like 6h")?
         }
         _ => return Err("a known setting"),
     }

@@ -24,6 +24,7 @@ struct Inner {
     gateway: crate::gateway::Registry,
     openapi: OnceLock<String>,
     job_clock: crate::jobs::JobClock,
+    job_notifier: crate::jobs::notify::JobNotifier,
 }
 
 impl AppState {
@@ -51,6 +52,7 @@ impl AppState {
                 kill_switches: Default::default(),
                 openapi: OnceLock::new(),
                 job_clock: Default::default(),
+                job_notifier: Default::default(),
             }),
         }
     }
@@ -88,6 +90,11 @@ impl AppState {
     /// The jobs context's clock (tests advance it to fire timers).
     pub fn job_clock(&self) -> &crate::jobs::JobClock {
         &self.inner.job_clock
+    }
+
+    /// Wake-ups for live job event streams.
+    pub fn job_notifier(&self) -> &crate::jobs::notify::JobNotifier {
+        &self.inner.job_notifier
     }
 
     /// The settings the server runs with.

@@ -3,11 +3,15 @@
 //! [`service_routes`], the timer loop in [`timers`].
 
 mod billing;
+pub mod events_route;
+pub mod notify;
 pub mod retention;
 pub mod routes;
 pub mod service;
 pub mod service_routes;
+pub mod stream;
 pub mod timers;
+pub mod viewer;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;

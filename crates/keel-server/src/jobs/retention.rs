@@ -41,3 +41,59 @@ pub async fn run_at(
     }
     Ok(outcomes)
 }
+
+/// The advisory lock key that keeps periodic retention on one node at a time.
+const LOCK_KEY: &str = "keel:jobs_retention";
+
+/// Runs retention every `interval` until `stop` turns true. On PostgreSQL a round runs only
+/// on the node that wins a session advisory lock; the others skip it. Never forces: a run
+/// the half-of-a-type guard refuses is logged for an operator (`keel jobs retention --force`).
+pub async fn periodic(
+    state: crate::AppState,
+    interval: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = round(&state).await {
+            tracing::warn!(error = %e, "periodic job retention failed");
+        }
+    }
+}
+
+/// One periodic round; returns whether this node ran it.
+pub async fn round(state: &crate::AppState) -> anyhow::Result<bool> {
+    let Some(pool) = state.job_notifier().pg_pool() else {
+        report(run(state.store(), state.manifest(), false).await?);
+        return Ok(true);
+    };
+    let mut conn = pool.acquire().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+        .bind(LOCK_KEY)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !locked {
+        return Ok(false);
+    }
+    let outcome = run(state.store(), state.manifest(), false).await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+        .bind(LOCK_KEY)
+        .execute(&mut *conn)
+        .await;
+    report(outcome?);
+    Ok(true)
+}
+
+fn report(outcomes: Vec<(String, PruneOutcome)>) {
+    for (job_type, outcome) in outcomes {
+        match outcome {
+            PruneOutcome::Pruned { deleted } => {
+                tracing::info!(job_type, deleted, "job events pruned");
+            }
+            other => tracing::warn!(job_type, outcome = ?other, "job retention did not prune"),
+        }
+    }
+}

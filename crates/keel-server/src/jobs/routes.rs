@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::service::{self, CreateJob, Move, Moved};
-use super::{job_error, job_finished, job_not_found, job_type, parse_job_id, JobEventOut, JobOut};
+use super::{job_error, job_finished, job_not_found, job_type, parse_job_id, JobOut};
 use crate::http::error::ErrorEnvelope;
 use crate::identity::AuthUser;
 use crate::{ApiError, ApiJson, AppState, RequestId};
@@ -27,7 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_job))
         .routes(routes!(heartbeat_job))
         .routes(routes!(job_action))
-        .routes(routes!(list_job_events))
+        .merge(super::events_route::router())
 }
 
 /// A job to create.
@@ -134,7 +134,7 @@ fn invalid_cursor() -> ApiError {
     .with_details(json!({"field": "cursor"}))
 }
 
-fn page_limit(raw: Option<&str>, max: i64) -> Result<i64, ApiError> {
+pub(crate) fn page_limit(raw: Option<&str>, max: i64) -> Result<i64, ApiError> {
     match raw {
         None => Ok(20.min(max)),
         Some(v) => v
@@ -185,7 +185,11 @@ async fn list_jobs(
 }
 
 /// The caller's job, or 404 (another user's or tenant's job is not found).
-async fn owned(state: &AppState, user: &AuthUser, id: &str) -> Result<JobRecord, ApiError> {
+pub(crate) async fn owned(
+    state: &AppState,
+    user: &AuthUser,
+    id: &str,
+) -> Result<JobRecord, ApiError> {
     let id = parse_job_id(id)?;
     let job = state.store().find_job(&user.scope(), id).await?;
     job.filter(|j| j.user_id == user.token.user)
@@ -323,63 +327,4 @@ async fn heartbeat_job(
         }
     }
     Err(super::version_conflict(&job))
-}
-
-/// Cursor of an event page.
-#[derive(Deserialize, IntoParams)]
-pub struct EventsQuery {
-    /// Events after this sequence number (default 0: from the start).
-    pub after: Option<String>,
-    /// Page size, 1 to 1000 (default 100).
-    pub limit: Option<String>,
-}
-
-/// A page of a job's events.
-#[derive(Serialize, ToSchema)]
-pub struct EventPage {
-    /// The events, in sequence order.
-    pub data: Vec<JobEventOut>,
-    /// Pass as `after` for the next page.
-    pub next_after: i64,
-    /// Whether the job has finished (no more events will follow).
-    pub finished: bool,
-}
-
-/// The job's user-visible events after a sequence number, as JSON (for clients that poll).
-#[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs", operation_id = "v1.jobs.events",
-    params(("id" = String, Path, description = "Job id"), EventsQuery), security(("bearer" = [])),
-    responses((status = 200, body = EventPage), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
-async fn list_job_events(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<String>,
-    Query(q): Query<EventsQuery>,
-) -> Result<Json<EventPage>, ApiError> {
-    user.require_scope("jobs")?;
-    let job = owned(&state, &user, &id).await?;
-    let after = match q.after.as_deref() {
-        None => 0,
-        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_cursor",
-                "after must be a sequence number",
-            )
-            .with_details(json!({"field": "after"}))
-        })?,
-    };
-    let limit = match q.limit.as_deref() {
-        None => 100,
-        raw => page_limit(raw, 1000)?,
-    };
-    let events = state
-        .store()
-        .job_events(&user.scope(), job.id, after, limit, true)
-        .await?;
-    let next_after = events.last().map_or(after, |e| e.seq);
-    Ok(Json(EventPage {
-        data: events.iter().map(JobEventOut::from).collect(),
-        next_after,
-        finished: job.finished_at.is_some(),
-    }))
 }

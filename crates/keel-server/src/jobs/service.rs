@@ -295,6 +295,7 @@ pub async fn apply(
             return Err(e.into());
         }
     };
+    state.job_notifier().notify(after.id);
     settle(state, scope, job_type, &after, entry.billing).await;
     metrics::counter!("keel_jobs_transitions_total", "type" => after.job_type.clone(), "to" => after.state.clone())
         .increment(1);

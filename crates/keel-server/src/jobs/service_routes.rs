@@ -172,6 +172,7 @@ async fn append_job_event(
         .await?
     {
         AppendOutcome::Appended(e) => {
+            state.job_notifier().notify(job.id);
             metrics::counter!("keel_job_events_appended_total", "type" => job.job_type.clone())
                 .increment(1);
             Ok((StatusCode::CREATED, Json(JobEventOut::from(&e))))

@@ -119,6 +119,7 @@ async fn metrics_are_labelled_by_route_template_never_by_raw_path() {
     let app = spawn_app().await;
     app.get("/healthz").await;
     app.get("/v1/jobs/job_secretvalue123").await;
+    app.get("/v1/no-such-thing/secretvalue456").await;
     let text = app
         .client
         .get(&app.metrics)
@@ -133,7 +134,8 @@ async fn metrics_are_labelled_by_route_template_never_by_raw_path() {
         "{text}"
     );
     assert!(text.contains(r#"route="unmatched",method="GET",status="4xx""#));
-    assert!(!text.contains("secretvalue123"));
+    assert!(text.contains(r#"route="/v1/jobs/{id}",method="GET",status="4xx""#));
+    assert!(!text.contains("secretvalue"));
     assert!(text.contains("keel_http_request_duration_seconds_bucket"));
     assert!(
         text.contains("process_resident_memory_bytes")

@@ -41,6 +41,20 @@ pub struct AuditEvent {
     pub created_at: DateTime<Utc>,
 }
 
+/// The row `event` becomes in `tenant`, recorded at `at`.
+pub(crate) fn audit_row(tenant: &str, event: NewAuditEvent, at: DateTime<Utc>) -> AuditEvent {
+    AuditEvent {
+        id: AuditId::new(),
+        tenant_id: tenant.to_owned(),
+        actor: event.actor,
+        action: event.action,
+        target: event.target,
+        request_id: event.request_id,
+        data: event.data,
+        created_at: at,
+    }
+}
+
 /// Which audit events to list: newest first, before an optional cursor.
 #[derive(Clone, Debug, Default)]
 pub struct AuditQuery {

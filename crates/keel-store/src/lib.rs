@@ -6,6 +6,7 @@
 
 mod audit;
 mod billing;
+pub mod billing_batch;
 mod billing_calc;
 mod billing_records;
 mod billing_rows;
@@ -42,6 +43,7 @@ pub use billing::{
     LedgerEntry, NewLedgerEntry, NewReservation, ReservationRecord, ReservationStatus,
     ReserveOutcome, Subscription, UsageGroup, UsageRow,
 };
+pub use billing_batch::{MeteringStore, Settle, SettleReport, Settled};
 pub use connect::{connect, ConnectOptions, Target};
 pub use error::{StoreError, StoreResult};
 pub use idempotency::{
@@ -74,6 +76,7 @@ pub trait Store:
     + ApiKeyStore
     + AuthStore
     + BillingStore
+    + MeteringStore
     + IdempotencyStore
     + LeverStore
     + SafetyStore
@@ -93,6 +96,7 @@ impl<T> Store for T where
         + ApiKeyStore
         + AuthStore
         + BillingStore
+        + MeteringStore
         + IdempotencyStore
         + LeverStore
         + SafetyStore

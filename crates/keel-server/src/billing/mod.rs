@@ -58,8 +58,12 @@ pub async fn plan_for(
     user: UserId,
     now: DateTime<Utc>,
 ) -> Result<PlanChoice, ApiError> {
-    let sub = store.get_subscription(scope, user).await?;
-    let timezone = match store.get_user(scope, user).await {
+    let (sub, found) = tokio::join!(
+        store.get_subscription(scope, user),
+        store.get_user(scope, user)
+    );
+    let sub = sub?;
+    let timezone = match found {
         Ok(u) => u
             .timezone
             .and_then(|t| keel_core::manifest::TimeZone::parse(&t).ok())

@@ -12,7 +12,7 @@ use keel_store::{
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{gate_key, levers, plan_for};
+use super::{gate_key, levers, plan_for, PlanChoice};
 use crate::{ApiError, AppState};
 
 /// Longest a reservation may be held.
@@ -62,6 +62,15 @@ pub async fn reserve(
     scope: &TenantScope,
     req: ReserveRequest<'_>,
 ) -> Result<(ReservationRecord, bool), ApiError> {
+    validate(&req)?;
+    let terms = Terms::read(state, scope, req.user).await?;
+    let new = terms.prepare(state, &req)?;
+    let balance = new.balance_micros;
+    let outcome = state.store().reserve(scope, new).await?;
+    outcome_of(outcome, req.meter, balance)
+}
+
+fn validate(req: &ReserveRequest<'_>) -> Result<(), ApiError> {
     validate_key(req.idempotency_key)?;
     if !(1..=MAX_HOLD_SECS).contains(&req.expires_in_secs) {
         return Err(ApiError::new(
@@ -71,59 +80,123 @@ pub async fn reserve(
         )
         .with_details(json!({"field": "expires_in_seconds"})));
     }
-    levers::check_kill_switch(state.kill_switches(), state.store(), req.user).await?;
-    let now = Utc::now();
-    let choice = plan_for(state.store(), state.manifest(), scope, req.user, now).await?;
-    let overrides = levers::overrides_for(state.store(), scope, req.user).await?;
-    let mut terms = choice
-        .with_subject(|subject| terms_for(state.manifest(), subject, req.meter, req.amount, now))
-        .map_err(terms_error)?;
-    if apply_to_gates(&mut terms.gates, &overrides, now) > 0 {
-        terms.snapshot["gates"] = json!(terms.gates);
-        terms.snapshot["overrides"] = levers::applied_json(&overrides, req.meter, now);
+    Ok(())
+}
+
+/// What a user's reservations are gated and priced by right now: read once, then used
+/// for every reservation of one operation (a gateway call reserves several meters).
+pub struct Terms {
+    choice: PlanChoice,
+    overrides: Vec<keel_core::billing::LimitOverride>,
+    now: DateTime<Utc>,
+}
+
+impl Terms {
+    /// Checks the kill switches, then reads the user's plan and operator overrides.
+    pub async fn read(
+        state: &AppState,
+        scope: &TenantScope,
+        user: UserId,
+    ) -> Result<Self, ApiError> {
+        levers::check_kill_switch(state.kill_switches(), state.store(), user).await?;
+        let now = Utc::now();
+        let choice = plan_for(state.store(), state.manifest(), scope, user, now).await?;
+        Self::with_choice(state, scope, user, choice, now).await
     }
-    let hash = Sha256::digest(format!(
-        "{}\n{}\n{}\n{}\n{}",
-        req.user, req.meter, req.amount, req.expires_in_secs, req.reason
-    ))
-    .to_vec();
-    let gates: Vec<Gate> = terms
-        .gates
-        .iter()
-        .map(|g| Gate {
-            key: gate_key(g),
-            limit: g.limit,
-            amount: g.amount,
-            code: g.code.to_string(),
-            resets_at: Some(g.resets_at),
+
+    /// As [`Terms::read`] for a caller that already checked the kill switches and read the plan.
+    pub async fn with_choice(
+        state: &AppState,
+        scope: &TenantScope,
+        user: UserId,
+        choice: PlanChoice,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ApiError> {
+        let overrides = levers::overrides_for(state.store(), scope, user).await?;
+        Ok(Self::from_parts(choice, overrides, now))
+    }
+
+    /// Terms from a plan and overrides the caller read itself.
+    pub fn from_parts(
+        choice: PlanChoice,
+        overrides: Vec<keel_core::billing::LimitOverride>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            choice,
+            overrides,
+            now,
+        }
+    }
+
+    /// The reservation `req` asks for, with its gates and price snapshot (validated).
+    pub fn prepare(
+        &self,
+        state: &AppState,
+        req: &ReserveRequest<'_>,
+    ) -> Result<NewReservation, ApiError> {
+        validate(req)?;
+        let now = self.now;
+        let mut terms = self
+            .choice
+            .with_subject(|subject| {
+                terms_for(state.manifest(), subject, req.meter, req.amount, now)
+            })
+            .map_err(terms_error)?;
+        if apply_to_gates(&mut terms.gates, &self.overrides, now) > 0 {
+            terms.snapshot["gates"] = json!(terms.gates);
+            terms.snapshot["overrides"] = levers::applied_json(&self.overrides, req.meter, now);
+        }
+        let hash = Sha256::digest(format!(
+            "{}\n{}\n{}\n{}\n{}",
+            req.user, req.meter, req.amount, req.expires_in_secs, req.reason
+        ))
+        .to_vec();
+        let gates: Vec<Gate> = terms
+            .gates
+            .iter()
+            .map(|g| Gate {
+                key: gate_key(g),
+                limit: g.limit,
+                amount: g.amount,
+                code: g.code.to_string(),
+                resets_at: Some(g.resets_at),
+            })
+            .collect();
+        Ok(NewReservation {
+            id: ReservationId::new(),
+            user_id: req.user,
+            meter: req.meter.to_string(),
+            amount: req.amount,
+            balance_micros: terms.balance_micros,
+            idempotency_key: req.idempotency_key.to_string(),
+            request_hash: hash,
+            expires_at: now + Duration::seconds(req.expires_in_secs),
+            reason: req.reason.to_string(),
+            snapshot: terms.snapshot,
+            gates,
         })
-        .collect();
-    let new = NewReservation {
-        id: ReservationId::new(),
-        user_id: req.user,
-        meter: req.meter.to_string(),
-        amount: req.amount,
-        balance_micros: terms.balance_micros,
-        idempotency_key: req.idempotency_key.to_string(),
-        request_hash: hash,
-        expires_at: now + Duration::seconds(req.expires_in_secs),
-        reason: req.reason.to_string(),
-        snapshot: terms.snapshot,
-        gates,
-    };
-    match state.store().reserve(scope, new).await? {
+    }
+}
+
+/// A store outcome as the API answers it: the reservation and whether it was a replay,
+/// or the refusal's stable error.
+pub fn outcome_of(
+    outcome: ReserveOutcome,
+    meter: &str,
+    balance_micros: i64,
+) -> Result<(ReservationRecord, bool), ApiError> {
+    match outcome {
         ReserveOutcome::Reserved(r) => Ok((r, false)),
         ReserveOutcome::Replayed(r) => Ok((r, true)),
         ReserveOutcome::KeyReused => Err(key_reused()),
-        ReserveOutcome::Refused { gate, used } => Err(refused(&gate, used, req.meter)),
+        ReserveOutcome::Refused { gate, used } => Err(refused(&gate, used, meter)),
         ReserveOutcome::InsufficientBalance { available } => Err(ApiError::new(
             StatusCode::PAYMENT_REQUIRED,
             "insufficient_balance",
             "the prepaid balance does not cover this reservation",
         )
-        .with_details(
-            json!({"available_micros": available, "required_micros": terms.balance_micros}),
-        )),
+        .with_details(json!({"available_micros": available, "required_micros": balance_micros}))),
     }
 }
 
@@ -185,6 +258,26 @@ pub async fn commit(
         .with_details(json!({"field": "amount"})));
     }
     let r = state.store().get_reservation(scope, id).await?;
+    let (entry, allow_overage) = commit_entry(&r, amount, source)?;
+    match state
+        .store()
+        .commit(scope, id, entry, allow_overage, Utc::now())
+        .await?
+    {
+        CommitOutcome::Committed(e) => Ok((e, false)),
+        CommitOutcome::Replayed(e) => Ok((e, true)),
+        CommitOutcome::NotActive(status) => Err(not_active(status)),
+        CommitOutcome::OverReservation { reserved } => Err(over_reservation(reserved, amount)),
+    }
+}
+
+/// The ledger entry committing `r` at `amount` (its own snapshot's prices), and whether
+/// its meter allows overage past the reservation.
+pub fn commit_entry(
+    r: &ReservationRecord,
+    amount: i64,
+    source: serde_json::Value,
+) -> Result<(NewLedgerEntry, bool), ApiError> {
     let cost = snapshot_cost(&r.snapshot, amount).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -201,27 +294,23 @@ pub async fn commit(
         amount,
         overage: (amount - r.amount).max(0),
         cost_micros: cost,
-        idempotency_key: format!("reservation:{id}"),
+        idempotency_key: format!("reservation:{}", r.id),
         source,
-        reservation_id: Some(id),
+        reservation_id: Some(r.id),
         counters: Vec::new(),
         balance_micros: if prepaid { cost } else { 0 },
     };
-    match state
-        .store()
-        .commit(scope, id, entry, allow_overage, Utc::now())
-        .await?
-    {
-        CommitOutcome::Committed(e) => Ok((e, false)),
-        CommitOutcome::Replayed(e) => Ok((e, true)),
-        CommitOutcome::NotActive(status) => Err(not_active(status)),
-        CommitOutcome::OverReservation { reserved } => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "commit_exceeds_reservation",
-            "the meter does not allow overage beyond the reserved amount",
-        )
-        .with_details(json!({"reserved": reserved, "amount": amount}))),
-    }
+    Ok((entry, allow_overage))
+}
+
+/// The error for a commit the meter refuses as above the reservation.
+pub fn over_reservation(reserved: i64, amount: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "commit_exceeds_reservation",
+        "the meter does not allow overage beyond the reserved amount",
+    )
+    .with_details(json!({"reserved": reserved, "amount": amount}))
 }
 
 pub(crate) fn not_active(status: ReservationStatus) -> ApiError {

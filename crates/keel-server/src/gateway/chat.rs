@@ -30,6 +30,7 @@ use super::resilience::Target;
 use super::schema::{ChatCompletionIn, ChatCompletionOut};
 use super::settle::{Call, End, Pending};
 use super::{request, safety, stream, tokens};
+use crate::billing::reservations::Terms;
 use crate::billing::{levers, plan_for};
 use crate::http::error::ErrorEnvelope;
 use crate::identity::extract::AuthUser;
@@ -103,7 +104,13 @@ async fn admit(
     levers::check_kill_switch(state.kill_switches(), state.store(), uid)
         .await
         .map_err(|e| rejected(Step::KillSwitch, e))?;
-    let plan = plan_for(state.store(), state.manifest(), &scope, uid, Utc::now()).await?;
+    let now = Utc::now();
+    let (plan, overrides) = tokio::join!(
+        plan_for(state.store(), state.manifest(), &scope, uid, now),
+        levers::overrides_for(state.store(), &scope, uid)
+    );
+    let plan = plan?;
+    let overrides = overrides.map_err(|e| rejected(Step::Budget, e))?;
     let manifest = state.manifest().clone();
     let resolved = resolve(&manifest, &request.model, feature, &plan.plan)
         .map_err(|e| rejected(Step::Entitlement, route_error(e)))?;
@@ -136,7 +143,8 @@ async fn admit(
         max_cost: up.most.0,
         stream: request.is_stream(),
     };
-    let (held, budget) = match metering::admit(state, &scope, &ask).await {
+    let terms = Terms::from_parts(plan.clone(), overrides, now);
+    let (held, budget) = match metering::admit(state, &scope, &terms, &ask).await {
         Ok(admitted) => admitted,
         Err(e) => return Err(refund(state, charge, e).await),
     };

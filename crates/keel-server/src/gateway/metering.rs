@@ -1,17 +1,20 @@
 //! Budget admission and settlement through the billing context. Admission reserves, per
 //! meter the route declares: its request meter 1, its token meter the request's maximum
-//! tokens, its cost meter the maximum possible cost in micros. Settlement commits what the
-//! call used (request 1, tokens = total tokens, cost = micros from the price table) and
-//! releases the rest: one ledger entry per meter per call, idempotent by reservation.
+//! tokens, its cost meter the maximum possible cost in micros; all in one store write, all
+//! or nothing. Settlement commits what the call used (request 1, tokens = total tokens,
+//! cost = micros from the price table) and releases the rest, with the call's audit event,
+//! again in one write: one ledger entry per meter per call, idempotent by reservation.
 
 use chrono::Utc;
 use keel_core::ids::{ReservationId, UserId};
 use keel_core::manifest::Route;
-use keel_store::TenantScope;
+use keel_store::{
+    NewAuditEvent, NewReservation, ReservationRecord, ReserveOutcome, Settle, Settled, TenantScope,
+};
 use serde_json::json;
 
 use super::errors::{rejected, Step};
-use crate::billing::reservations::{self, ReserveRequest};
+use crate::billing::reservations::{self, ReserveRequest, Terms};
 use crate::{ApiError, AppState};
 
 /// How long a call's reservations are held at most (the sweeper releases them after).
@@ -47,6 +50,8 @@ pub struct Held {
     pub id: ReservationId,
     /// Units reserved.
     pub amount: i64,
+    /// The reservation as stored (its price snapshot prices the commit).
+    record: ReservationRecord,
 }
 
 /// What admission asks for.
@@ -65,11 +70,12 @@ pub struct Ask<'a> {
     pub stream: bool,
 }
 
-/// Reserves every meter of the route, or refuses and holds nothing. Returns the
-/// reservations and the cost budget the call may spend (the cost reservation).
+/// Reserves every meter of the route in one write, or refuses and holds nothing. Returns
+/// the reservations and the cost budget the call may spend (the cost reservation).
 pub async fn admit(
     state: &AppState,
     scope: &TenantScope,
+    terms: &Terms,
     ask: &Ask<'_>,
 ) -> Result<(Vec<Held>, Option<i64>), ApiError> {
     let route = ask.route;
@@ -82,68 +88,88 @@ pub async fn admit(
         ),
         (Role::Cost, route.cost_meter.as_deref(), ask.max_cost),
     ];
-    let mut held: Vec<Held> = Vec::new();
-    let mut budget = None;
-    for (role, meter, amount) in wanted {
-        let Some(meter) = meter else { continue };
-        if amount <= 0 {
-            continue;
-        }
-        match reserve(state, scope, ask, role, meter, amount).await {
-            Ok(h) => {
-                if role == Role::Cost {
-                    budget = Some(h.amount);
-                }
-                held.push(h);
-            }
-            Err(e) => {
-                release_all(state, scope, &held).await;
-                return Err(rejected(Step::Budget, e));
-            }
-        }
+    let wanted: Vec<(Role, &str, i64)> = wanted
+        .into_iter()
+        .filter_map(|(role, meter, amount)| meter.filter(|_| amount > 0).map(|m| (role, m, amount)))
+        .collect();
+    if wanted.is_empty() {
+        return Ok((Vec::new(), None));
     }
-    Ok((held, budget))
-}
-
-async fn reserve(
-    state: &AppState,
-    scope: &TenantScope,
-    ask: &Ask<'_>,
-    role: Role,
-    meter: &str,
-    amount: i64,
-) -> Result<Held, ApiError> {
-    let key = format!("gw:{}:{}", ask.call_id, role.as_str());
-    match reservations::reserve(state, scope, request(ask, meter, amount, &key)).await {
-        Ok((r, _)) => Ok(Held {
-            role,
-            id: r.id,
-            amount: r.amount,
-        }),
-        Err(e) if role == Role::Cost && is_limit(&e) => {
+    match reserve(state, scope, terms, ask, &wanted, "").await {
+        Ok(held) => Ok(with_budget(held)),
+        Err((role, e)) if role == Role::Cost && is_limit(&e) => {
             let remaining = e
                 .details()
                 .and_then(|d| d["remaining"].as_i64())
                 .unwrap_or(0);
+            let amount = wanted.iter().find(|w| w.0 == Role::Cost).map_or(0, |w| w.2);
             // A stream may start on what is left; it is cut when its cost reaches it.
             if !ask.stream || remaining <= 0 {
-                return Err(budget_exceeded(e, amount));
+                return Err(rejected(Step::Budget, budget_exceeded(e, amount)));
             }
-            let partial = format!("{key}:partial");
-            match reservations::reserve(state, scope, request(ask, meter, remaining, &partial))
-                .await
-            {
-                Ok((r, _)) => Ok(Held {
-                    role,
-                    id: r.id,
-                    amount: r.amount,
-                }),
-                Err(e) if is_limit(&e) => Err(budget_exceeded(e, amount)),
-                Err(e) => Err(e),
+            let partial: Vec<(Role, &str, i64)> = wanted
+                .iter()
+                .map(|&(r, m, a)| (r, m, if r == Role::Cost { remaining } else { a }))
+                .collect();
+            match reserve(state, scope, terms, ask, &partial, ":partial").await {
+                Ok(held) => Ok(with_budget(held)),
+                Err((_, e)) if is_limit(&e) => {
+                    Err(rejected(Step::Budget, budget_exceeded(e, amount)))
+                }
+                Err((_, e)) => Err(rejected(Step::Budget, e)),
             }
         }
-        Err(e) => Err(e),
+        Err((_, e)) => Err(rejected(Step::Budget, e)),
     }
+}
+
+fn with_budget(held: Vec<Held>) -> (Vec<Held>, Option<i64>) {
+    let budget = held.iter().find(|h| h.role == Role::Cost).map(|h| h.amount);
+    (held, budget)
+}
+
+/// One `reserve_all`; a refusal names the role it refused.
+async fn reserve(
+    state: &AppState,
+    scope: &TenantScope,
+    terms: &Terms,
+    ask: &Ask<'_>,
+    wanted: &[(Role, &str, i64)],
+    suffix: &str,
+) -> Result<Vec<Held>, (Role, ApiError)> {
+    let mut requests: Vec<NewReservation> = Vec::with_capacity(wanted.len());
+    for &(role, meter, amount) in wanted {
+        let key = format!("gw:{}:{}{suffix}", ask.call_id, role.as_str());
+        let new = terms
+            .prepare(state, &request(ask, meter, amount, &key))
+            .map_err(|e| (role, e))?;
+        requests.push(new);
+    }
+    let balances: Vec<i64> = requests.iter().map(|r| r.balance_micros).collect();
+    let outcomes = state
+        .store()
+        .reserve_all(scope, requests)
+        .await
+        .map_err(|e| (Role::Request, ApiError::from(e)))?;
+    let mut held = Vec::with_capacity(outcomes.len());
+    for ((outcome, &(role, meter, _)), balance) in outcomes.into_iter().zip(wanted).zip(balances) {
+        let record = match outcome {
+            ReserveOutcome::Reserved(r) | ReserveOutcome::Replayed(r) => r,
+            refused => {
+                let e = reservations::outcome_of(refused, meter, balance)
+                    .err()
+                    .unwrap_or_else(|| ApiError::internal("refused without an error"));
+                return Err((role, e));
+            }
+        };
+        held.push(Held {
+            role,
+            id: record.id,
+            amount: record.amount,
+            record,
+        });
+    }
+    Ok(held)
 }
 
 fn request<'a>(ask: &Ask<'_>, meter: &'a str, amount: i64, key: &'a str) -> ReserveRequest<'a> {
@@ -174,15 +200,6 @@ fn budget_exceeded(e: ApiError, required: i64) -> ApiError {
     .with_details(details)
 }
 
-/// Releases every reservation (nothing was used).
-pub async fn release_all(state: &AppState, scope: &TenantScope, held: &[Held]) {
-    for h in held {
-        if let Err(e) = state.store().release(scope, h.id, Utc::now()).await {
-            tracing::error!(error = %e, reservation = %h.id, "releasing a gateway reservation failed");
-        }
-    }
-}
-
 /// What a call used, per role.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Used {
@@ -193,36 +210,77 @@ pub struct Used {
 }
 
 /// Commits what the call used on each reservation (releasing those with nothing to
-/// commit). A commit the meter refuses as over its reservation commits the reservation
-/// instead, and is counted: the difference is the caller's, never double billed.
-pub async fn commit_all(
+/// commit, or all of them when `used` is `None`) and appends `audit`, in one write that
+/// is durable when this returns. A commit the meter would refuse as over its reservation
+/// commits the reservation instead, and is counted: the difference is the caller's,
+/// never double billed.
+pub async fn settle(
     state: &AppState,
     scope: &TenantScope,
     held: &[Held],
-    used: Used,
+    used: Option<Used>,
     source: &serde_json::Value,
+    audit: NewAuditEvent,
 ) {
-    for h in held {
-        let amount = match h.role {
-            Role::Request => 1,
-            Role::Tokens => used.tokens,
-            Role::Cost => used.cost,
-        };
-        if amount <= 0 {
-            release_all(state, scope, std::slice::from_ref(h)).await;
-            continue;
+    let items: Vec<Settle> = held.iter().map(|h| item(h, used, source)).collect();
+    let report = match state
+        .store()
+        .settle_all(scope, items, Some(audit), Utc::now())
+        .await
+    {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::error!(error = %e, "settling a gateway call failed; its reservations expire");
+            return;
         }
-        let first = reservations::commit(state, scope, h.id, amount, source.clone()).await;
-        let outcome = match first {
-            Err(e) if e.code() == "commit_exceeds_reservation" => {
-                metrics::counter!("keel_gateway_over_reservation_total", "meter" => h.role.as_str())
-                    .increment(1);
-                reservations::commit(state, scope, h.id, h.amount, source.clone()).await
+    };
+    for (h, result) in held.iter().zip(&report.items) {
+        match result {
+            Ok(Settled::Commit(
+                keel_store::CommitOutcome::Committed(_) | keel_store::CommitOutcome::Replayed(_),
+            ))
+            | Ok(Settled::Release(_)) => {}
+            Ok(other) => {
+                tracing::error!(reservation = %h.id, outcome = ?other, "a gateway commit was refused");
             }
-            other => other,
-        };
-        if let Err(e) = outcome {
-            tracing::error!(error = %e, reservation = %h.id, "committing gateway usage failed");
+            Err(e) => {
+                tracing::error!(error = %e, reservation = %h.id, "committing gateway usage failed");
+            }
+        }
+    }
+    if let Some(Err(e)) = &report.audit {
+        tracing::error!(error = %e, "audit write failed");
+    }
+}
+
+fn item(h: &Held, used: Option<Used>, source: &serde_json::Value) -> Settle {
+    let release = Settle::Release { id: h.id };
+    let Some(used) = used else { return release };
+    let amount = match h.role {
+        Role::Request => 1,
+        Role::Tokens => used.tokens,
+        Role::Cost => used.cost,
+    };
+    if amount <= 0 {
+        return release;
+    }
+    let overage = h.record.snapshot["overage"].as_bool().unwrap_or(false);
+    let amount = if amount > h.amount && !overage {
+        metrics::counter!("keel_gateway_over_reservation_total", "meter" => h.role.as_str())
+            .increment(1);
+        h.amount
+    } else {
+        amount
+    };
+    match reservations::commit_entry(&h.record, amount, source.clone()) {
+        Ok((entry, allow_overage)) => Settle::Commit {
+            id: h.id,
+            entry,
+            allow_overage,
+        },
+        Err(e) => {
+            tracing::error!(error = %e, reservation = %h.id, "a gateway commit could not be priced; released");
+            release
         }
     }
 }

@@ -15,7 +15,7 @@ use keel_store::{NewAuditEvent, TenantScope};
 use serde_json::json;
 
 use super::dispatch::Served;
-use super::metering::{commit_all, release_all, Held, Used};
+use super::metering::{settle, Held, Used};
 use super::tokens::{correct, TokenCharge};
 use crate::AppState;
 
@@ -92,22 +92,17 @@ impl Call {
             "provider": provider,
             "model": end.served.as_ref().map(|s| s.model.clone()),
         });
-        match &end.usage {
-            Some(usage) => {
-                let used = Used {
-                    tokens: i64::try_from(usage.total_tokens).unwrap_or(i64::MAX),
-                    cost: cost.0,
-                };
-                commit_all(state, &self.scope, &self.held, used, &source).await;
-            }
-            None => release_all(state, &self.scope, &self.held).await,
-        }
+        let used = end.usage.as_ref().map(|usage| Used {
+            tokens: i64::try_from(usage.total_tokens).unwrap_or(i64::MAX),
+            cost: cost.0,
+        });
+        let audit = self.audit_event(end, provider, cost, over_cap);
+        settle(state, &self.scope, &self.held, used, &source, audit).await;
         if let Some(charge) = &self.tokens {
             let used = end.usage.as_ref().map_or(0, |u| u.total_tokens);
             correct(state, charge, used).await;
         }
         self.count(end, provider, cost, over_cap);
-        self.audit(end, provider, cost, over_cap).await;
         cost
     }
 
@@ -135,9 +130,15 @@ impl Call {
         }
     }
 
-    async fn audit(&self, end: &End, provider: &str, cost: Micros, over_cap: bool) {
+    fn audit_event(
+        &self,
+        end: &End,
+        provider: &str,
+        cost: Micros,
+        over_cap: bool,
+    ) -> NewAuditEvent {
         let usage = end.usage.unwrap_or_default();
-        let event = NewAuditEvent {
+        NewAuditEvent {
             actor: self.user.to_string(),
             action: "gateway.call".to_owned(),
             target: Some(self.route.clone()),
@@ -158,9 +159,6 @@ impl Call {
                 "over_token_cap": over_cap,
                 "safety_flags": self.flagged,
             }),
-        };
-        if let Err(e) = self.state.store().append_audit(&self.scope, event).await {
-            tracing::error!(error = %e, "audit write failed");
         }
     }
 }

@@ -26,50 +26,114 @@ pub(super) async fn reserve(
     scope: &TenantScope,
     r: NewReservation,
 ) -> StoreResult<ReserveOutcome> {
+    let mut outcomes = reserve_all(store, scope, vec![r]).await?;
+    outcomes.pop().ok_or(StoreError::NotFound)
+}
+
+/// Every request in one transaction, all or nothing (see `MeteringStore::reserve_all`);
+/// locks are taken request by request, each in [`reserve`]'s order.
+pub(super) async fn reserve_all(
+    store: &PostgresStore,
+    scope: &TenantScope,
+    requests: Vec<NewReservation>,
+) -> StoreResult<Vec<ReserveOutcome>> {
     let tenant = scope.tenant().to_string();
-    let (record, request_hash) = billing_calc::new_reservation(&tenant, r, crate::now());
     let mut tx = store.pool().begin().await.map_err(map_sqlx)?;
-    if !insert(&mut tx, &record, &request_hash).await? {
-        tx.rollback().await.map_err(map_sqlx)?;
-        let found = find_by_key(store.pool(), &tenant, &record.idempotency_key).await?;
-        let found = found.ok_or(StoreError::NotFound)?;
-        return Ok(billing_calc::replay(found, &request_hash));
+    let mut outcomes = Vec::with_capacity(requests.len());
+    for r in requests {
+        let (record, request_hash) = billing_calc::new_reservation(&tenant, r, crate::now());
+        match take(&mut tx, &tenant, &record, &request_hash).await? {
+            Taken::Reserved => outcomes.push(ReserveOutcome::Reserved(record)),
+            Taken::KeyTaken => {
+                // The key's first use committed (the insert waited for it): a replay,
+                // or a reuse with another request, which stops the batch.
+                let found = find_by_key(&mut *tx, &tenant, &record.idempotency_key).await?;
+                let outcome =
+                    billing_calc::replay(found.ok_or(StoreError::NotFound)?, &request_hash);
+                let stop = !matches!(outcome, ReserveOutcome::Replayed(_));
+                outcomes.push(outcome);
+                if stop {
+                    tx.rollback().await.map_err(map_sqlx)?;
+                    return Ok(outcomes);
+                }
+            }
+            refused => {
+                tx.rollback().await.map_err(map_sqlx)?;
+                outcomes.push(explain(store, &tenant, &record, refused).await?);
+                return Ok(outcomes);
+            }
+        }
+    }
+    tx.commit().await.map_err(map_sqlx)?;
+    Ok(outcomes)
+}
+
+/// What taking one reservation inside a transaction did.
+enum Taken {
+    Reserved,
+    KeyTaken,
+    Gate(Gate),
+    Balance,
+}
+
+async fn take(
+    tx: &mut PgConnection,
+    tenant: &str,
+    record: &ReservationRecord,
+    request_hash: &[u8],
+) -> StoreResult<Taken> {
+    if !insert(tx, record, request_hash).await? {
+        return Ok(Taken::KeyTaken);
     }
     let user = record.user_id.to_string();
     for gate in in_lock_order(&record.gates) {
         let owner = owner_of(&gate.key, &user);
-        let sliding = SlidingGate::of(&tenant, owner, &gate.key);
-        let taken = match &sliding {
-            Some(sliding) => billing_sliding::take(&mut tx, &tenant, owner, gate, sliding).await?,
-            None => take_gate(&mut tx, &tenant, owner, gate).await?,
+        let taken = match &SlidingGate::of(tenant, owner, &gate.key) {
+            Some(sliding) => billing_sliding::take(tx, tenant, owner, gate, sliding).await?,
+            None => take_gate(tx, tenant, owner, gate).await?,
         };
         if !taken {
-            tx.rollback().await.map_err(map_sqlx)?;
-            let used = match &sliding {
+            return Ok(Taken::Gate(gate.clone()));
+        }
+    }
+    if record.balance_micros > 0 && !hold(tx, tenant, record.user_id, record.balance_micros).await?
+    {
+        return Ok(Taken::Balance);
+    }
+    Ok(Taken::Reserved)
+}
+
+/// A refusal's facts, read after the rollback (no locks held).
+async fn explain(
+    store: &PostgresStore,
+    tenant: &str,
+    record: &ReservationRecord,
+    refused: Taken,
+) -> StoreResult<ReserveOutcome> {
+    Ok(match refused {
+        Taken::Gate(gate) => {
+            let user = record.user_id.to_string();
+            let owner = owner_of(&gate.key, &user);
+            let used = match &SlidingGate::of(tenant, owner, &gate.key) {
                 Some(sliding) => {
-                    billing_sliding::used(store.pool(), &tenant, owner, gate, sliding).await?
+                    billing_sliding::used(store.pool(), tenant, owner, &gate, sliding).await?
                 }
                 None => {
                     let (committed, reserved) =
-                        counter(store.pool(), &tenant, record.user_id, &gate.key).await?;
+                        counter(store.pool(), tenant, record.user_id, &gate.key).await?;
                     committed + reserved
                 }
             };
-            let gate = gate.clone();
-            return Ok(ReserveOutcome::Refused { gate, used });
+            ReserveOutcome::Refused { gate, used }
         }
-    }
-    if record.balance_micros > 0
-        && !hold(&mut tx, &tenant, record.user_id, record.balance_micros).await?
-    {
-        tx.rollback().await.map_err(map_sqlx)?;
-        let (balance, held) =
-            billing_accounts::balance(store.pool(), &tenant, record.user_id).await?;
-        let available = balance - held;
-        return Ok(ReserveOutcome::InsufficientBalance { available });
-    }
-    tx.commit().await.map_err(map_sqlx)?;
-    Ok(ReserveOutcome::Reserved(record))
+        _ => {
+            let (balance, held) =
+                billing_accounts::balance(store.pool(), tenant, record.user_id).await?;
+            ReserveOutcome::InsufficientBalance {
+                available: balance - held,
+            }
+        }
+    })
 }
 
 /// Adds the gate's amount to its counter, creating it, if that keeps it within the limit:

@@ -26,23 +26,37 @@ pub(super) async fn commit(
 ) -> StoreResult<CommitOutcome> {
     let tenant = scope.tenant().to_string();
     let mut tx = store.pool().begin().await.map_err(map_sqlx)?;
-    let r = billing_reserve::get(&mut *tx, &tenant, id, true).await?;
+    let outcome = commit_in(&mut tx, &tenant, id, entry, allow_overage, now).await?;
+    tx.commit().await.map_err(map_sqlx)?;
+    Ok(outcome)
+}
+
+/// [`commit`] inside the caller's transaction (an outcome that writes nothing leaves it
+/// untouched).
+pub(super) async fn commit_in(
+    tx: &mut PgConnection,
+    tenant: &str,
+    id: ReservationId,
+    entry: NewLedgerEntry,
+    allow_overage: bool,
+    now: DateTime<Utc>,
+) -> StoreResult<CommitOutcome> {
+    let r = billing_reserve::get(&mut *tx, tenant, id, true).await?;
     match r.status {
         ReservationStatus::Active if r.expires_at > now => {}
         ReservationStatus::Active => {
             end(
-                &mut tx,
+                tx,
                 std::slice::from_ref(&r),
                 ReservationStatus::Expired,
                 now,
             )
             .await?;
-            webhook_outbox::expired(&mut tx, &[r], now).await?;
-            tx.commit().await.map_err(map_sqlx)?;
+            webhook_outbox::expired(tx, &[r], now).await?;
             return Ok(CommitOutcome::NotActive(ReservationStatus::Expired));
         }
         ReservationStatus::Committed if r.committed_amount == Some(entry.amount) => {
-            let original = billing_ledger::settling(&mut *tx, &tenant, id).await?;
+            let original = billing_ledger::settling(&mut *tx, tenant, id).await?;
             return Ok(CommitOutcome::Replayed(original));
         }
         status => return Ok(CommitOutcome::NotActive(status)),
@@ -51,7 +65,7 @@ pub(super) async fn commit(
         return Ok(CommitOutcome::OverReservation { reserved: r.amount });
     }
     let (entry, paid) = billing_calc::settled_entry(&r, entry, now);
-    let Some(entry) = billing_ledger::append(&mut tx, entry, paid).await? else {
+    let Some(entry) = billing_ledger::append(tx, entry, paid).await? else {
         return Err(StoreError::Conflict(
             "the ledger already has an entry with this idempotency key".into(),
         ));
@@ -63,16 +77,15 @@ pub(super) async fn commit(
     .bind(entry.amount)
     .bind(now)
     .bind(id.to_string())
-    .bind(&tenant)
+    .bind(tenant)
     .execute(&mut *tx)
     .await
     .map_err(map_sqlx)?;
     // Counters last: their row locks, the most contended, are held only until `COMMIT`.
     let mut changes = Settlement::default();
     changes.commit(&r, &entry, paid);
-    apply(&mut tx, &changes).await?;
-    webhook_outbox::thresholds(&mut tx, &r).await?;
-    tx.commit().await.map_err(map_sqlx)?;
+    apply(tx, &changes).await?;
+    webhook_outbox::thresholds(tx, &r).await?;
     Ok(CommitOutcome::Committed(entry))
 }
 
@@ -85,7 +98,19 @@ pub(super) async fn release(
 ) -> StoreResult<ReservationStatus> {
     let tenant = scope.tenant().to_string();
     let mut tx = store.pool().begin().await.map_err(map_sqlx)?;
-    let r = billing_reserve::get(&mut *tx, &tenant, id, true).await?;
+    let before = release_in(&mut tx, &tenant, id, now).await?;
+    tx.commit().await.map_err(map_sqlx)?;
+    Ok(before)
+}
+
+/// [`release`] inside the caller's transaction.
+pub(super) async fn release_in(
+    tx: &mut PgConnection,
+    tenant: &str,
+    id: ReservationId,
+    now: DateTime<Utc>,
+) -> StoreResult<ReservationStatus> {
+    let r = billing_reserve::get(&mut *tx, tenant, id, true).await?;
     let (before, to) = match r.status {
         ReservationStatus::Active if r.expires_at <= now => {
             (ReservationStatus::Expired, ReservationStatus::Expired)
@@ -93,11 +118,10 @@ pub(super) async fn release(
         ReservationStatus::Active => (ReservationStatus::Active, ReservationStatus::Released),
         status => return Ok(status),
     };
-    end(&mut tx, std::slice::from_ref(&r), to, now).await?;
+    end(tx, std::slice::from_ref(&r), to, now).await?;
     if to == ReservationStatus::Expired {
-        webhook_outbox::expired(&mut tx, &[r], now).await?;
+        webhook_outbox::expired(tx, &[r], now).await?;
     }
-    tx.commit().await.map_err(map_sqlx)?;
     Ok(before)
 }
 

@@ -1,6 +1,5 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use keel_core::ids::AuditId;
 use sqlx::Row;
 
 use super::SqliteStore;
@@ -16,31 +15,13 @@ impl AuditStore for SqliteStore {
         scope: &TenantScope,
         event: NewAuditEvent,
     ) -> StoreResult<AuditEvent> {
-        let row = AuditEvent {
-            id: AuditId::new(),
-            tenant_id: scope.tenant().to_string(),
-            actor: event.actor,
-            action: event.action,
-            target: event.target,
-            request_id: event.request_id,
-            data: event.data,
-            created_at: crate::now(),
-        };
-        sqlx::query(
-            "INSERT INTO audit_events (id, tenant_id, actor, action, target, request_id, data, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(row.id.to_string())
-        .bind(&row.tenant_id)
-        .bind(&row.actor)
-        .bind(&row.action)
-        .bind(&row.target)
-        .bind(&row.request_id)
-        .bind(row.data.to_string())
-        .bind(row.created_at)
-        .execute(self.pool())
-        .await
-        .map_err(map_sqlx)?;
+        let row = crate::audit::audit_row(&scope.tenant().to_string(), event, crate::now());
+        let written = row.clone();
+        self.writer()
+            .run(move |conn| {
+                super::billing_batch::insert_audit(conn, &written).map(super::writer::Step::Keep)
+            })
+            .await?;
         Ok(row)
     }
 

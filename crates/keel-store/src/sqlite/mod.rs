@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod billing;
 mod billing_accounts;
+mod billing_batch;
 mod billing_ledger;
 mod billing_reserve;
 mod billing_settle;

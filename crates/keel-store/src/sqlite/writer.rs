@@ -70,8 +70,9 @@ where
     }
 }
 
-/// Runs `work` in a savepoint; the flag is false when the savepoint could not be closed.
-fn in_savepoint<T>(
+/// Runs `work` in a savepoint (nested ones are fine: each `op` names the innermost); the
+/// flag is false when the savepoint could not be closed.
+pub(super) fn in_savepoint<T>(
     conn: &Connection,
     work: impl FnOnce(&Connection) -> StoreResult<Step<T>>,
 ) -> (StoreResult<T>, bool) {

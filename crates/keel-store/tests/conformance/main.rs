@@ -28,6 +28,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod billing_accounts;
+mod billing_batch;
 mod billing_fixtures;
 mod billing_ledger;
 mod billing_reserve;

@@ -30,8 +30,10 @@ pub(super) async fn reserve(
     outcomes.pop().ok_or(StoreError::NotFound)
 }
 
-/// Every request in one transaction, all or nothing (see `MeteringStore::reserve_all`);
-/// locks are taken request by request, each in [`reserve`]'s order.
+/// Every request in one transaction, all or nothing (see `MeteringStore::reserve_all`):
+/// the reservation rows first (claiming their keys), then every gate of the batch in one
+/// key order, then the balances, so concurrent batches lock the hot rows in the same
+/// order and hold them only until `COMMIT`.
 pub(super) async fn reserve_all(
     store: &PostgresStore,
     scope: &TenantScope,
@@ -40,67 +42,81 @@ pub(super) async fn reserve_all(
     let tenant = scope.tenant().to_string();
     let mut tx = store.pool().begin().await.map_err(map_sqlx)?;
     let mut outcomes = Vec::with_capacity(requests.len());
+    let mut fresh: Vec<usize> = Vec::new();
     for r in requests {
         let (record, request_hash) = billing_calc::new_reservation(&tenant, r, crate::now());
-        match take(&mut tx, &tenant, &record, &request_hash).await? {
-            Taken::Reserved => outcomes.push(ReserveOutcome::Reserved(record)),
-            Taken::KeyTaken => {
-                // The key's first use committed (the insert waited for it): a replay,
-                // or a reuse with another request, which stops the batch.
-                let found = find_by_key(&mut *tx, &tenant, &record.idempotency_key).await?;
-                let outcome =
-                    billing_calc::replay(found.ok_or(StoreError::NotFound)?, &request_hash);
-                let stop = !matches!(outcome, ReserveOutcome::Replayed(_));
-                outcomes.push(outcome);
-                if stop {
-                    tx.rollback().await.map_err(map_sqlx)?;
-                    return Ok(outcomes);
-                }
-            }
-            refused => {
-                tx.rollback().await.map_err(map_sqlx)?;
-                outcomes.push(explain(store, &tenant, &record, refused).await?);
-                return Ok(outcomes);
-            }
+        if insert(&mut tx, &record, &request_hash).await? {
+            fresh.push(outcomes.len());
+            outcomes.push(ReserveOutcome::Reserved(record));
+            continue;
         }
+        // The key's first use committed (the insert waited for it): a replay, or a
+        // reuse with another request, which stops the batch.
+        let found = find_by_key(&mut *tx, &tenant, &record.idempotency_key).await?;
+        let outcome = billing_calc::replay(found.ok_or(StoreError::NotFound)?, &request_hash);
+        let stop = !matches!(outcome, ReserveOutcome::Replayed(_));
+        outcomes.push(outcome);
+        if stop {
+            tx.rollback().await.map_err(map_sqlx)?;
+            return Ok(outcomes);
+        }
+    }
+    let records: Vec<(usize, &ReservationRecord)> = fresh
+        .iter()
+        .filter_map(|&i| match outcomes.get(i) {
+            Some(ReserveOutcome::Reserved(r)) => Some((i, r)),
+            _ => None,
+        })
+        .collect();
+    if let Some((i, refused)) = take_all(&mut tx, &tenant, &records).await? {
+        tx.rollback().await.map_err(map_sqlx)?;
+        let record = match outcomes.get(i) {
+            Some(ReserveOutcome::Reserved(r)) => r.clone(),
+            _ => return Err(StoreError::NotFound),
+        };
+        outcomes.truncate(i);
+        outcomes.push(explain(store, &tenant, &record, refused).await?);
+        return Ok(outcomes);
     }
     tx.commit().await.map_err(map_sqlx)?;
     Ok(outcomes)
 }
 
-/// What taking one reservation inside a transaction did.
+/// What refused a batch.
 enum Taken {
-    Reserved,
-    KeyTaken,
     Gate(Gate),
     Balance,
 }
 
-async fn take(
+/// Takes every gate of `records` in key order, then their balances; the first refusal
+/// with the index of its request.
+async fn take_all(
     tx: &mut PgConnection,
     tenant: &str,
-    record: &ReservationRecord,
-    request_hash: &[u8],
-) -> StoreResult<Taken> {
-    if !insert(tx, record, request_hash).await? {
-        return Ok(Taken::KeyTaken);
-    }
-    let user = record.user_id.to_string();
-    for gate in in_lock_order(&record.gates) {
+    records: &[(usize, &ReservationRecord)],
+) -> StoreResult<Option<(usize, Taken)>> {
+    let mut gates: Vec<(usize, &ReservationRecord, &Gate)> = records
+        .iter()
+        .flat_map(|&(i, r)| in_lock_order(&r.gates).into_iter().map(move |g| (i, r, g)))
+        .collect();
+    gates.sort_by(|a, b| a.2.key.cmp(&b.2.key));
+    for (i, r, gate) in gates {
+        let user = r.user_id.to_string();
         let owner = owner_of(&gate.key, &user);
         let taken = match &SlidingGate::of(tenant, owner, &gate.key) {
             Some(sliding) => billing_sliding::take(tx, tenant, owner, gate, sliding).await?,
             None => take_gate(tx, tenant, owner, gate).await?,
         };
         if !taken {
-            return Ok(Taken::Gate(gate.clone()));
+            return Ok(Some((i, Taken::Gate(gate.clone()))));
         }
     }
-    if record.balance_micros > 0 && !hold(tx, tenant, record.user_id, record.balance_micros).await?
-    {
-        return Ok(Taken::Balance);
+    for &(i, r) in records {
+        if r.balance_micros > 0 && !hold(tx, tenant, r.user_id, r.balance_micros).await? {
+            return Ok(Some((i, Taken::Balance)));
+        }
     }
-    Ok(Taken::Reserved)
+    Ok(None)
 }
 
 /// A refusal's facts, read after the rollback (no locks held).
@@ -126,7 +142,7 @@ async fn explain(
             };
             ReserveOutcome::Refused { gate, used }
         }
-        _ => {
+        Taken::Balance => {
             let (balance, held) =
                 billing_accounts::balance(store.pool(), tenant, record.user_id).await?;
             ReserveOutcome::InsufficientBalance {

@@ -41,28 +41,47 @@ pub(super) async fn commit_in(
     allow_overage: bool,
     now: DateTime<Utc>,
 ) -> StoreResult<CommitOutcome> {
+    let mut changes = Settlement::default();
+    let (outcome, settled) =
+        commit_deferred(tx, tenant, id, entry, allow_overage, now, &mut changes).await?;
+    // Counters last: their row locks, the most contended, are held only until `COMMIT`.
+    apply(tx, &changes).await?;
+    if let Some(r) = settled {
+        webhook_outbox::thresholds(tx, &r).await?;
+    }
+    Ok(outcome)
+}
+
+/// Everything of a commit but the counter and balance changes, which are added to
+/// `changes` for the caller to apply (after every other write of its transaction, so the
+/// hottest rows are locked last). Returns the reservation when it was committed now.
+pub(super) async fn commit_deferred(
+    tx: &mut PgConnection,
+    tenant: &str,
+    id: ReservationId,
+    entry: NewLedgerEntry,
+    allow_overage: bool,
+    now: DateTime<Utc>,
+    changes: &mut Settlement,
+) -> StoreResult<(CommitOutcome, Option<ReservationRecord>)> {
     let r = billing_reserve::get(&mut *tx, tenant, id, true).await?;
     match r.status {
         ReservationStatus::Active if r.expires_at > now => {}
         ReservationStatus::Active => {
-            end(
-                tx,
-                std::slice::from_ref(&r),
-                ReservationStatus::Expired,
-                now,
-            )
-            .await?;
+            changes.release(&r);
+            mark(tx, &r, ReservationStatus::Expired, now).await?;
             webhook_outbox::expired(tx, &[r], now).await?;
-            return Ok(CommitOutcome::NotActive(ReservationStatus::Expired));
+            let outcome = CommitOutcome::NotActive(ReservationStatus::Expired);
+            return Ok((outcome, None));
         }
         ReservationStatus::Committed if r.committed_amount == Some(entry.amount) => {
             let original = billing_ledger::settling(&mut *tx, tenant, id).await?;
-            return Ok(CommitOutcome::Replayed(original));
+            return Ok((CommitOutcome::Replayed(original), None));
         }
-        status => return Ok(CommitOutcome::NotActive(status)),
+        status => return Ok((CommitOutcome::NotActive(status), None)),
     }
     if entry.amount > r.amount && !allow_overage {
-        return Ok(CommitOutcome::OverReservation { reserved: r.amount });
+        return Ok((CommitOutcome::OverReservation { reserved: r.amount }, None));
     }
     let (entry, paid) = billing_calc::settled_entry(&r, entry, now);
     let Some(entry) = billing_ledger::append(tx, entry, paid).await? else {
@@ -81,12 +100,8 @@ pub(super) async fn commit_in(
     .execute(&mut *tx)
     .await
     .map_err(map_sqlx)?;
-    // Counters last: their row locks, the most contended, are held only until `COMMIT`.
-    let mut changes = Settlement::default();
     changes.commit(&r, &entry, paid);
-    apply(tx, &changes).await?;
-    webhook_outbox::thresholds(tx, &r).await?;
-    Ok(CommitOutcome::Committed(entry))
+    Ok((CommitOutcome::Committed(entry), Some(r)))
 }
 
 /// An active reservation past its expiry is expired here, as the sweeper would.
@@ -110,6 +125,20 @@ pub(super) async fn release_in(
     id: ReservationId,
     now: DateTime<Utc>,
 ) -> StoreResult<ReservationStatus> {
+    let mut changes = Settlement::default();
+    let before = release_deferred(tx, tenant, id, now, &mut changes).await?;
+    apply(tx, &changes).await?;
+    Ok(before)
+}
+
+/// [`release_in`] with the counter and balance changes left in `changes`.
+pub(super) async fn release_deferred(
+    tx: &mut PgConnection,
+    tenant: &str,
+    id: ReservationId,
+    now: DateTime<Utc>,
+    changes: &mut Settlement,
+) -> StoreResult<ReservationStatus> {
     let r = billing_reserve::get(&mut *tx, tenant, id, true).await?;
     let (before, to) = match r.status {
         ReservationStatus::Active if r.expires_at <= now => {
@@ -118,11 +147,33 @@ pub(super) async fn release_in(
         ReservationStatus::Active => (ReservationStatus::Active, ReservationStatus::Released),
         status => return Ok(status),
     };
-    end(tx, std::slice::from_ref(&r), to, now).await?;
+    changes.release(&r);
+    mark(tx, &r, to, now).await?;
     if to == ReservationStatus::Expired {
         webhook_outbox::expired(tx, &[r], now).await?;
     }
     Ok(before)
+}
+
+/// Gives an active reservation its final status.
+async fn mark(
+    tx: &mut PgConnection,
+    r: &ReservationRecord,
+    status: ReservationStatus,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE reservations SET status = $1, settled_at = $2
+         WHERE id = $3 AND tenant_id = $4 AND status = 'active'",
+    )
+    .bind(status.as_str())
+    .bind(now)
+    .bind(r.id.to_string())
+    .bind(&r.tenant_id)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_sqlx)?;
+    Ok(())
 }
 
 /// `SKIP LOCKED` gives each concurrent sweeper different rows, and a row another sweeper
@@ -177,17 +228,7 @@ async fn end(
     }
     apply(conn, &changes).await?;
     for r in reservations {
-        sqlx::query(
-            "UPDATE reservations SET status = $1, settled_at = $2
-             WHERE id = $3 AND tenant_id = $4 AND status = 'active'",
-        )
-        .bind(status.as_str())
-        .bind(now)
-        .bind(r.id.to_string())
-        .bind(&r.tenant_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_sqlx)?;
+        mark(conn, r, status, now).await?;
     }
     Ok(())
 }

@@ -22,6 +22,16 @@ pub(crate) fn reversal_entry(
     reason: &str,
     now: DateTime<Utc>,
 ) -> (LedgerEntry, i64) {
+    let mut source = json!({
+        "reversal": true,
+        "reverses": original.id,
+        "reservation_id": reservation.to_string(),
+        "reason": reason,
+    });
+    // Usage by feature nets to zero only if the reversal counts under the same feature.
+    if let Some(feature) = original.source.get("feature") {
+        source["feature"] = feature.clone();
+    }
     let entry = LedgerEntry {
         id: 0,
         tenant_id: original.tenant_id.clone(),
@@ -31,12 +41,7 @@ pub(crate) fn reversal_entry(
         overage: -original.overage,
         cost_micros: -original.cost_micros,
         idempotency_key: reversal_key(reservation),
-        source: json!({
-            "reversal": true,
-            "reverses": original.id,
-            "reservation_id": reservation.to_string(),
-            "reason": reason,
-        }),
+        source,
         // The reservation is named in `source`: the column holds the one entry that
         // settled it (a unique index), which the reversal is not.
         reservation_id: None,
@@ -65,7 +70,7 @@ mod tests {
             overage: 1,
             cost_micros: 3_000,
             idempotency_key: "k".into(),
-            source: json!({}),
+            source: json!({"feature": "refactor"}),
             reservation_id: Some(ReservationId::new()),
             counters: vec![
                 CounterKey::user("jobs", "day:2026-12-04"),
@@ -88,6 +93,7 @@ mod tests {
         assert_eq!(rev.idempotency_key, format!("reversal:{r}"));
         assert_eq!(rev.source["reverses"], 7);
         assert_eq!(rev.source["reason"], "infra_failure");
+        assert_eq!(rev.source["feature"], "refactor");
     }
 
     #[test]

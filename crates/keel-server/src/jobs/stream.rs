@@ -98,17 +98,14 @@ async fn pump(
         }
         // Wait for a wake-up about this job (or the keep-alive tick, after which the store is
         // read again in case a notification from another node was lost).
-        loop {
-            tokio::select! {
-                () = wake.changed() => break,
-                _ = tick.tick() => {
-                    if tx.send(Event::default().comment("keep-alive")).await.is_err() {
-                        return Ok(());
-                    }
-                    break;
+        tokio::select! {
+            () = wake.changed() => {}
+            _ = tick.tick() => {
+                if tx.send(Event::default().comment("keep-alive")).await.is_err() {
+                    return Ok(());
                 }
-                () = tx.closed() => return Ok(()),
             }
+            () = tx.closed() => return Ok(()),
         }
     }
 }

@@ -197,8 +197,8 @@ pub enum ReserveOutcome {
 }
 
 pub use crate::billing_records::{
-    CommitOutcome, CounterMismatch, CounterValue, LedgerEntry, NewLedgerEntry, Subscription,
-    UsageGroup, UsageRow,
+    CommitOutcome, CounterMismatch, CounterValue, LedgerEntry, NewLedgerEntry, ReverseOutcome,
+    Subscription, UsageGroup, UsageRow,
 };
 
 /// Billing storage.
@@ -238,6 +238,22 @@ pub trait BillingStore {
         id: ReservationId,
         now: DateTime<Utc>,
     ) -> StoreResult<ReservationStatus>;
+    /// Reverses a committed reservation (a job that passed its billing checkpoint and then
+    /// ended for a non-billable reason): appends one compensating ledger entry (the
+    /// original's amount, overage, cost and paid money negated, its counters, idempotency
+    /// key `reversal:<reservation id>`, `source` naming the original entry, the reservation
+    /// and `reason`), takes the amount back off the committed side of the same counters
+    /// (the original windows) and returns the paid money to the balance. The reservation
+    /// stays `committed`. Idempotent: a second reversal, even a concurrent one, changes
+    /// nothing and answers `Replayed` with the first entry. A reservation that was never
+    /// committed answers `NotCommitted`; an unknown one `StoreError::NotFound`.
+    async fn reverse_commit(
+        &self,
+        scope: &TenantScope,
+        id: ReservationId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ReverseOutcome>;
     /// Expires up to `limit` active reservations past their expiry, in every tenant, each
     /// exactly once even with several nodes sweeping; returns them.
     async fn expire_reservations(

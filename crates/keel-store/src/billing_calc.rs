@@ -329,6 +329,8 @@ pub(crate) fn mismatches(stored: &Tally, expected: &Tally) -> Vec<CounterMismatc
         .collect()
 }
 
+pub(crate) mod reversal;
+
 #[cfg(test)]
 mod tests;
 

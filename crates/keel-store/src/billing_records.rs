@@ -150,3 +150,16 @@ pub struct CounterMismatch {
     /// Recomputed from the ledger and active reservations.
     pub expected: (i64, i64),
 }
+
+/// What `reverse_commit` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReverseOutcome {
+    /// Reversed now: the compensating entry (negative amount and cost, `source.reverses`
+    /// naming the original entry).
+    Reversed(LedgerEntry),
+    /// Reversed before: the first reversal's entry; nothing changed.
+    Replayed(LedgerEntry),
+    /// The reservation was never committed (it is active, released or expired): there is
+    /// nothing to reverse; nothing changed.
+    NotCommitted(ReservationStatus),
+}

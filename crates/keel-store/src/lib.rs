@@ -41,7 +41,7 @@ pub use audit::{AuditEvent, AuditQuery, AuditStore, NewAuditEvent};
 pub use billing::{
     BillingStore, CommitOutcome, CounterKey, CounterMismatch, CounterOwner, CounterValue, Gate,
     LedgerEntry, NewLedgerEntry, NewReservation, ReservationRecord, ReservationStatus,
-    ReserveOutcome, Subscription, UsageGroup, UsageRow,
+    ReserveOutcome, ReverseOutcome, Subscription, UsageGroup, UsageRow,
 };
 pub use billing_batch::{MeteringStore, Settle, SettleReport, Settled};
 pub use connect::{connect, ConnectOptions, Target};

@@ -1,13 +1,69 @@
-//! Wake-ups for live event streams: an in-process broadcast of job ids woken by every
-//! append and transition on this node, and on PostgreSQL a `LISTEN/NOTIFY` bridge on the
-//! `keel_job_events` channel so subscribers on every node hear every node's writes.
-//! Notifications only say "look again": the store stays the truth.
+//! Wake-ups for live event streams: per-job wake-ups on this node, woken by every append
+//! and transition, and on PostgreSQL a `LISTEN/NOTIFY` bridge on the `keel_job_events`
+//! channel so subscribers on every node hear every node's writes. Notifications only say
+//! "look again": the store stays the truth.
+//!
+//! Each job with subscribers has one `watch` channel (a counter) that all its streams
+//! share, registered while any of them is open: a wake-up touches only that job's streams
+//! (a broadcast of every job id to every stream woke all 10,000 idle streams per event),
+//! and a counter cannot lag or lose a wake-up that came between a read and the wait.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use keel_core::ids::JobId;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
-use tokio::sync::broadcast;
+use tokio::sync::watch;
+
+type Registry = Arc<Mutex<HashMap<JobId, watch::Sender<u64>>>>;
+
+fn locked(jobs: &Registry) -> std::sync::MutexGuard<'_, HashMap<JobId, watch::Sender<u64>>> {
+    jobs.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn wake(jobs: &Registry, job: JobId) {
+    if let Some(tx) = locked(jobs).get(&job) {
+        tx.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+fn wake_all(jobs: &Registry) {
+    for tx in locked(jobs).values() {
+        tx.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// One stream's subscription to one job's wake-ups; the job's channel is dropped with its
+/// last subscription.
+pub struct JobWake {
+    job: JobId,
+    rx: watch::Receiver<u64>,
+    jobs: Registry,
+}
+
+impl JobWake {
+    /// Waits for a wake-up after the last one seen (or after subscribing).
+    pub async fn changed(&mut self) {
+        // The sender lives in the registry while this receiver does: never closed.
+        if self.rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for JobWake {
+    fn drop(&mut self) {
+        let mut jobs = locked(&self.jobs);
+        // Only this receiver left: the job's channel goes.
+        if jobs
+            .get(&self.job)
+            .is_some_and(|tx| tx.receiver_count() <= 1)
+        {
+            jobs.remove(&self.job);
+        }
+    }
+}
 
 /// The PostgreSQL channel job wake-ups travel on.
 pub const CHANNEL: &str = "keel_job_events";
@@ -15,15 +71,14 @@ pub const CHANNEL: &str = "keel_job_events";
 /// Fans job wake-ups out to this node's subscribers (and, on PostgreSQL, to every node).
 #[derive(Clone)]
 pub struct JobNotifier {
-    tx: broadcast::Sender<JobId>,
+    jobs: Registry,
     pg: Arc<OnceLock<PgPool>>,
 }
 
 impl Default for JobNotifier {
     fn default() -> Self {
-        let (tx, _) = broadcast::channel(4096);
         Self {
-            tx,
+            jobs: Registry::default(),
             pg: Arc::new(OnceLock::new()),
         }
     }
@@ -38,14 +93,22 @@ impl std::fmt::Debug for JobNotifier {
 }
 
 impl JobNotifier {
-    /// A receiver of every wake-up from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<JobId> {
-        self.tx.subscribe()
+    /// A receiver of the job's wake-ups from now on.
+    pub fn subscribe(&self, job: JobId) -> JobWake {
+        let rx = locked(&self.jobs)
+            .entry(job)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe();
+        JobWake {
+            job,
+            rx,
+            jobs: self.jobs.clone(),
+        }
     }
 
     /// Wakes the job's subscribers here and, on PostgreSQL, on every node.
     pub fn notify(&self, job: JobId) {
-        let _ = self.tx.send(job);
+        wake(&self.jobs, job);
         if let Some(pool) = self.pg.get() {
             let pool = pool.clone();
             tokio::spawn(async move {
@@ -73,19 +136,20 @@ impl JobNotifier {
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANNEL).await?;
         let _ = self.pg.set(pool);
-        let tx = self.tx.clone();
+        let jobs = self.jobs.clone();
         tokio::spawn(async move {
             loop {
                 match listener.try_recv().await {
                     Ok(Some(n)) => {
                         if let Ok(id) = n.payload().parse::<JobId>() {
-                            let _ = tx.send(id);
+                            wake(&jobs, id);
                         }
                     }
                     // The connection dropped and PgListener reconnects on the next call;
                     // notifications in between are lost, so wake everyone to re-read.
                     Ok(None) => {
                         metrics::counter!("keel_job_notify_reconnects_total").increment(1);
+                        wake_all(&jobs);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "job event listener error");

@@ -316,11 +316,7 @@ async fn settle(
     let result = match action {
         BillingAction::Commit => billing::commit(state, scope, job_type, job).await,
         BillingAction::Release => billing::release(state, scope, job.reservation_id).await,
-        BillingAction::Refund => {
-            tracing::warn!(job = %job.id, "a committed job ended non-billable; refund it manually");
-            metrics::counter!("keel_jobs_refunds_due_total").increment(1);
-            Ok(())
-        }
+        BillingAction::Refund => billing::refund(state, scope, job).await,
         BillingAction::Reserve | BillingAction::None => Ok(()),
     };
     if let Err(e) = result {

@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use keel_core::ids::JobId;
 use keel_store::TenantScope;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
+
+use super::notify::JobWake;
 
 use crate::AppState;
 
@@ -24,7 +26,7 @@ const RETRY: Duration = Duration::from_secs(2);
 /// Opens the stream of `job` after sequence `after`.
 pub fn open(state: AppState, scope: TenantScope, job: JobId, after: i64) -> Response {
     // Subscribe before the first read so nothing appended in between is missed.
-    let wake = state.job_notifier().subscribe();
+    let wake = state.job_notifier().subscribe(job);
     let keepalive = state.settings().jobs_sse_keepalive;
     let (tx, rx) = mpsc::channel::<Event>(64);
     metrics::gauge!("keel_job_streams_open").increment(1.0);
@@ -51,7 +53,7 @@ async fn pump(
     job: JobId,
     mut last: i64,
     tx: &mpsc::Sender<Event>,
-    mut wake: broadcast::Receiver<JobId>,
+    mut wake: JobWake,
     keepalive: Duration,
 ) -> Result<(), keel_store::StoreError> {
     let mut tick = tokio::time::interval(keepalive);
@@ -94,24 +96,16 @@ async fn pump(
                 .await;
             return Ok(());
         }
-        // Wait for a wake-up about this job (or a lag, or the keep-alive tick, after which
-        // the store is read again in case a notification was lost).
-        loop {
-            tokio::select! {
-                r = wake.recv() => match r {
-                    Ok(id) if id == job => break,
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
-                },
-                _ = tick.tick() => {
-                    if tx.send(Event::default().comment("keep-alive")).await.is_err() {
-                        return Ok(());
-                    }
-                    break;
+        // Wait for a wake-up about this job (or the keep-alive tick, after which the store is
+        // read again in case a notification from another node was lost).
+        tokio::select! {
+            () = wake.changed() => {}
+            _ = tick.tick() => {
+                if tx.send(Event::default().comment("keep-alive")).await.is_err() {
+                    return Ok(());
                 }
-                () = tx.closed() => return Ok(()),
             }
+            () = tx.closed() => return Ok(()),
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use keel_core::ids::ReservationId;
-use keel_store::{ReservationStatus, TenantScope};
+use keel_store::{ReservationStatus, ReverseOutcome, TenantScope};
 use serde_json::{json, Value};
 
 use crate::helpers::{error_of, TestApp};
@@ -223,4 +223,120 @@ async fn a_repeated_create_holds_one_reservation() {
         .find(|m| m["meter"] == "jobs")
         .unwrap();
     assert_eq!(jobs["reserved"], 1, "{ent}");
+}
+
+/// Past the checkpoint, then `to` by the service with `reason`; the failed job.
+async fn failed_after_checkpoint(app: &TestApp, token: &str, reason: &str) -> Value {
+    let job = started(app, token).await;
+    let tests = to_checkpoint(app, token, &job).await;
+    assert_eq!(
+        settled(app, &tests, ReservationStatus::Committed).await,
+        ReservationStatus::Committed
+    );
+    assert_eq!(refactor_jobs_used(app, token).await, 1);
+    let refactoring = app.moved(&tests, "BASELINE_VALIDATION").await;
+    let id = refactoring["id"].as_str().unwrap();
+    let path = format!("/v1/service/jobs/{id}/transition");
+    let body =
+        json!({"to": "FAILED", "expected_version": refactoring["version"], "reason": reason});
+    let res = app.service(reqwest::Method::POST, &path, Some(body)).await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let failed: Value = res.json().await.unwrap();
+    assert_eq!(
+        (failed["state"].as_str(), failed["reason"].as_str()),
+        (Some("FAILED"), Some(reason))
+    );
+    failed
+}
+
+/// The user's refactor_jobs usage row: (amount, entries).
+async fn refactor_usage_row(app: &TestApp, token: &str) -> (i64, i64) {
+    let usage: Value = app.get_auth("/v1/usage", token).await.json().await.unwrap();
+    let rows: Vec<&Value> = usage["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["meter"] == "refactor_jobs")
+        .collect();
+    assert_eq!(rows.len(), 1, "{usage}");
+    (
+        rows[0]["amount"].as_i64().unwrap(),
+        rows[0]["entries"].as_i64().unwrap(),
+    )
+}
+
+async fn scope_of(app: &TestApp, job: &Value) -> TenantScope {
+    let job_id: keel_core::ids::JobId = job["id"].as_str().unwrap().parse().unwrap();
+    let located = app.state.store().locate_job(job_id).await.unwrap().unwrap();
+    TenantScope::new(located.tenant_id)
+}
+
+#[tokio::test]
+async fn an_infra_failure_after_the_checkpoint_reverses_the_commit() {
+    let app = spawn_manifest(IAMA).await;
+    let (token, _) = app.user().await;
+    let failed = failed_after_checkpoint(&app, &token, "infra_failure").await;
+    let mut usage = refactor_usage_row(&app, &token).await;
+    for _ in 0..500 {
+        if usage.0 == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        usage = refactor_usage_row(&app, &token).await;
+    }
+    // The commit and its reversal: two entries that sum to nothing.
+    assert_eq!(usage, (0, 2));
+    let ent: Value = app
+        .get_auth("/v1/entitlements", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let meter = ent["meters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["meter"] == "refactor_jobs")
+        .unwrap();
+    assert_eq!(
+        (&meter["used"], &meter["reserved"]),
+        (&json!(0), &json!(0)),
+        "{ent}"
+    );
+    // The reservation stays committed; reversing it again answers the existing entry.
+    assert_eq!(
+        reservation_status(&app, &failed).await,
+        ReservationStatus::Committed
+    );
+    let scope = scope_of(&app, &failed).await;
+    let id: ReservationId = failed["reservation_id"].as_str().unwrap().parse().unwrap();
+    let again = app
+        .state
+        .store()
+        .reverse_commit(&scope, id, "retry", chrono::Utc::now())
+        .await
+        .unwrap();
+    let ReverseOutcome::Replayed(entry) = again else {
+        panic!("no reversal entry: {again:?}");
+    };
+    assert_eq!((entry.amount, entry.meter.as_str()), (-1, "refactor_jobs"));
+    assert_eq!(entry.source["reason"], "infra_failure");
+    assert_eq!(entry.source["reservation_id"], id.to_string());
+    assert_eq!(refactor_usage_row(&app, &token).await, (0, 2));
+    assert_eq!(
+        app.state.store().verify_counters(false).await.unwrap(),
+        vec![]
+    );
+}
+
+#[tokio::test]
+async fn a_billable_failure_after_the_checkpoint_stays_billed() {
+    let app = spawn_manifest(IAMA).await;
+    let (token, _) = app.user().await;
+    let failed = failed_after_checkpoint(&app, &token, "tests_failed").await;
+    assert_eq!(refactor_usage_row(&app, &token).await, (1, 1));
+    let scope = scope_of(&app, &failed).await;
+    let id: ReservationId = failed["reservation_id"].as_str().unwrap().parse().unwrap();
+    let r = app.state.store().get_reservation(&scope, id).await.unwrap();
+    assert_eq!(r.status, ReservationStatus::Committed);
 }

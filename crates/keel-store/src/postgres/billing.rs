@@ -7,14 +7,14 @@ use chrono::{DateTime, Utc};
 use keel_core::ids::{ReservationId, UserId};
 
 use super::{
-    billing_accounts, billing_ledger, billing_reserve, billing_settle, billing_verify,
-    PostgresStore,
+    billing_accounts, billing_ledger, billing_reserve, billing_reverse, billing_settle,
+    billing_verify, PostgresStore,
 };
 use crate::error::map_sqlx;
 use crate::{
     BillingStore, CommitOutcome, CounterKey, CounterMismatch, CounterValue, LedgerEntry,
     NewLedgerEntry, NewReservation, ReservationRecord, ReservationStatus, ReserveOutcome,
-    StoreResult, Subscription, TenantScope, UsageGroup, UsageRow,
+    ReverseOutcome, StoreResult, Subscription, TenantScope, UsageGroup, UsageRow,
 };
 
 #[async_trait]
@@ -58,6 +58,16 @@ impl BillingStore for PostgresStore {
         now: DateTime<Utc>,
     ) -> StoreResult<ReservationStatus> {
         billing_settle::release(self, scope, id, crate::micros(now)).await
+    }
+
+    async fn reverse_commit(
+        &self,
+        scope: &TenantScope,
+        id: ReservationId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ReverseOutcome> {
+        billing_reverse::reverse(self, scope, id, reason, crate::micros(now)).await
     }
 
     async fn expire_reservations(

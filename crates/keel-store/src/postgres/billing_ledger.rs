@@ -68,7 +68,11 @@ pub(super) async fn settling(
     .map_or(Err(StoreError::NotFound), billing_rows::ledger_entry)
 }
 
-async fn by_key(db: impl PgExecutor<'_>, tenant: &str, key: &str) -> StoreResult<LedgerEntry> {
+pub(super) async fn by_key(
+    db: impl PgExecutor<'_>,
+    tenant: &str,
+    key: &str,
+) -> StoreResult<LedgerEntry> {
     sqlx::query(concat!(
         "SELECT ",
         ledger_columns!(),

@@ -7,13 +7,14 @@ use chrono::{DateTime, Utc};
 use keel_core::ids::{ReservationId, UserId};
 
 use super::{
-    billing_accounts, billing_ledger, billing_reserve, billing_settle, billing_verify, SqliteStore,
+    billing_accounts, billing_ledger, billing_reserve, billing_reverse, billing_settle,
+    billing_verify, SqliteStore,
 };
 use crate::error::map_sqlx;
 use crate::{
     BillingStore, CommitOutcome, CounterKey, CounterMismatch, CounterValue, LedgerEntry,
     NewLedgerEntry, NewReservation, ReservationRecord, ReservationStatus, ReserveOutcome,
-    StoreResult, Subscription, TenantScope, UsageGroup, UsageRow,
+    ReverseOutcome, StoreResult, Subscription, TenantScope, UsageGroup, UsageRow,
 };
 
 #[async_trait]
@@ -64,6 +65,23 @@ impl BillingStore for SqliteStore {
         let (tenant, now) = (scope.tenant().to_string(), crate::micros(now));
         self.writer()
             .run(move |conn| billing_settle::release(conn, &tenant, id, now))
+            .await
+    }
+
+    async fn reverse_commit(
+        &self,
+        scope: &TenantScope,
+        id: ReservationId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ReverseOutcome> {
+        let (tenant, now, reason) = (
+            scope.tenant().to_string(),
+            crate::micros(now),
+            reason.to_string(),
+        );
+        self.writer()
+            .run(move |conn| billing_reverse::reverse(conn, &tenant, id, &reason, now))
             .await
     }
 

@@ -75,7 +75,7 @@ pub(super) fn settling(
     )
 }
 
-fn by_key(conn: &Connection, tenant: &str, key: &str) -> StoreResult<LedgerEntry> {
+pub(super) fn by_key(conn: &Connection, tenant: &str, key: &str) -> StoreResult<LedgerEntry> {
     one_entry(
         conn,
         concat!(

@@ -9,6 +9,7 @@ mod billing_accounts;
 mod billing_batch;
 mod billing_ledger;
 mod billing_reserve;
+mod billing_reverse;
 mod billing_settle;
 mod billing_sliding;
 mod billing_verify;

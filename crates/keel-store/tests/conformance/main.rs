@@ -32,6 +32,7 @@ mod billing_batch;
 mod billing_fixtures;
 mod billing_ledger;
 mod billing_reserve;
+mod billing_reverse;
 mod billing_settle;
 mod billing_sliding;
 mod billing_tenant;

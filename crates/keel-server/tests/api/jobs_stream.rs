@@ -100,7 +100,7 @@ impl Sse {
     }
 }
 
-async fn append(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
+pub async fn append(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
     app.service(
         Method::POST,
         &format!("/v1/service/jobs/{id}/events"),

@@ -1,4 +1,5 @@
-//! Jobs benchmarks through the store: event append throughput (32 tasks, one job each), then
+//! Jobs benchmarks through the store: batch append fill throughput (32 tasks, batches of
+//! 1,000 events via `append_job_events`), then
 //! event page fetch latency (`job_events`, 100 events after a random cursor) with N events
 //! in the store (default 1,000,000, spread over 1,000 jobs).
 //!
@@ -10,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use keel_bench::{quantile, start, want_postgres};
 use keel_core::ids::{JobId, TenantId, UserId};
-use keel_store::jobs::{AppendOutcome, CreateOutcome, JobRecord, NewJob, NewJobEvent};
+use keel_store::jobs::{BatchLimits, BatchOutcome, CreateOutcome, JobRecord, NewJob, NewJobEvent};
 use keel_store::{DynStore, TenantScope};
 use serde_json::json;
 
 const TASKS: usize = 32;
 const JOBS: usize = 1_000;
+const BATCH: usize = 1_000;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -35,22 +37,31 @@ async fn main() -> anyhow::Result<()> {
     }
     let jobs = Arc::new(jobs);
     let started = Instant::now();
-    let per_task = events.div_ceil(TASKS);
+    let per_job = events.div_ceil(JOBS);
     let mut tasks = Vec::new();
     for t in 0..TASKS {
         let (store, jobs) = (store.clone(), jobs.clone());
         tasks.push(tokio::spawn(async move {
-            for i in 0..per_task {
-                let job = &jobs[(t + i * TASKS) % JOBS];
-                let event = NewJobEvent {
-                    event_type: "log".into(),
-                    data: json!({"line": i, "text": "compiling module 42 of 97"}),
-                    user_visible: true,
-                    at: chrono::Utc::now(),
-                };
-                match store.append_job_event(&scope, job.id, event).await? {
-                    AppendOutcome::Appended(_) => {}
-                    AppendOutcome::Finished => anyhow::bail!("job finished"),
+            for job in jobs.iter().skip(t).step_by(TASKS) {
+                let mut left = per_job;
+                while left > 0 {
+                    let n = left.min(BATCH);
+                    left -= n;
+                    let batch = (0..n)
+                        .map(|i| NewJobEvent {
+                            event_type: "log".into(),
+                            data: json!({"line": i, "text": "compiling module 42 of 97"}),
+                            user_visible: true,
+                            at: chrono::Utc::now(),
+                        })
+                        .collect();
+                    match store
+                        .append_job_events(&scope, job.id, batch, BatchLimits::UNCHECKED)
+                        .await?
+                    {
+                        BatchOutcome::Appended(_) => {}
+                        other => anyhow::bail!("batch not appended: {other:?}"),
+                    }
                 }
             }
             anyhow::Ok(())
@@ -60,9 +71,9 @@ async fn main() -> anyhow::Result<()> {
         t.await??;
     }
     let secs = started.elapsed().as_secs_f64();
-    let total = per_task * TASKS;
+    let total = per_job * JOBS;
     println!(
-        "append: {total} events, {TASKS} tasks over {JOBS} jobs: {:.0} events/s",
+        "batch fill: {total} events in batches of {BATCH}, {TASKS} tasks over {JOBS} jobs: {:.0} events/s",
         total as f64 / secs
     );
     page_latency(&store, &scope, &jobs, total / JOBS).await?;

@@ -93,6 +93,8 @@ pub struct Settings {
     pub stripe: crate::billing::checkout::StripeSettings,
     /// Largest job event `data` (serialised JSON bytes) a worker may append.
     pub job_event_max_bytes: usize,
+    /// Most events in one batch append (`{"events": [...]}`).
+    pub job_event_batch_max: usize,
     /// How often each node looks for due job timers.
     pub jobs_timer_poll: Duration,
     /// Interval of `:` keep-alive comments on job event streams.
@@ -133,6 +135,7 @@ impl Default for Settings {
             outbound: Default::default(),
             stripe: Default::default(),
             job_event_max_bytes: 64 * 1024,
+            job_event_batch_max: 1_000,
             jobs_timer_poll: Duration::from_secs(1),
             jobs_sse_keepalive: Duration::from_secs(15),
             jobs_retention_interval: Duration::from_secs(6 * 3600),
@@ -242,6 +245,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "job_event_max_bytes",
         "KEEL_JOB_EVENT_MAX_BYTES",
         "--job-event-max-bytes",
+    ),
+    (
+        "job_event_batch_max",
+        "KEEL_JOB_EVENT_BATCH_MAX",
+        "--job-event-batch-max",
     ),
     (
         "jobs_timer_poll_ms",
@@ -440,6 +448,13 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), &'static str> {
             s.job_event_max_bytes = parse_size(v)
                 .filter(|n| *n <= 16 * 1024 * 1024)
                 .ok_or("a size from 1 byte to 16MiB, like 65536 or 64KiB")?
+        }
+        "job_event_batch_max" => {
+            s.job_event_batch_max = v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or("a number of events from 1 to 10000")?
         }
         "jobs_timer_poll_ms" => {
             s.jobs_timer_poll = v

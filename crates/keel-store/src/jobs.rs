@@ -50,6 +50,7 @@ pub struct JobRecord {
     pub heartbeat_at: Option<DateTime<Utc>>,
 }
 
+pub use crate::jobs_batch::{BatchLimits, BatchOutcome, BatchRefusal};
 pub use keel_core::jobs::TimerKind;
 
 /// A timer to arm.
@@ -310,6 +311,15 @@ pub trait JobStore {
         job_id: JobId,
         event: NewJobEvent,
     ) -> StoreResult<AppendOutcome>;
+
+    /// Appends a batch with consecutive sequence numbers in one transaction, all or nothing.
+    async fn append_job_events(
+        &self,
+        scope: &TenantScope,
+        job_id: JobId,
+        events: Vec<NewJobEvent>,
+        limits: BatchLimits,
+    ) -> StoreResult<BatchOutcome>;
 
     /// Events with `seq > after`, in order, at most `limit`; only user-visible ones when asked.
     async fn job_events(

@@ -150,7 +150,29 @@ macro_rules! job_store_impl {
                 job_id: keel_core::ids::JobId,
                 event: $crate::jobs::NewJobEvent,
             ) -> $crate::StoreResult<$crate::jobs::AppendOutcome> {
-                self.jobs_append(scope, job_id, event).await
+                use $crate::jobs::{AppendOutcome, BatchLimits, BatchOutcome};
+                let one = vec![event];
+                match self
+                    .jobs_append_batch(scope, job_id, one, BatchLimits::UNCHECKED)
+                    .await?
+                {
+                    BatchOutcome::Appended(mut events) => events
+                        .pop()
+                        .map(AppendOutcome::Appended)
+                        .ok_or($crate::StoreError::NotFound),
+                    BatchOutcome::Finished => Ok(AppendOutcome::Finished),
+                    BatchOutcome::Refused(r) => Err($crate::StoreError::Conflict(format!("{r:?}"))),
+                }
+            }
+
+            async fn append_job_events(
+                &self,
+                scope: &$crate::TenantScope,
+                job_id: keel_core::ids::JobId,
+                events: Vec<$crate::jobs::NewJobEvent>,
+                limits: $crate::jobs::BatchLimits,
+            ) -> $crate::StoreResult<$crate::jobs::BatchOutcome> {
+                self.jobs_append_batch(scope, job_id, events, limits).await
             }
 
             async fn job_events(
@@ -255,6 +277,7 @@ macro_rules! job_store_impl {
         }
 
         $crate::jobs_write::job_write_fns!($store, $db);
+        $crate::jobs_batch::job_batch_fns!($store, $db);
     };
 }
 pub(crate) use job_store_impl;

@@ -74,9 +74,6 @@ pub(crate) const TRANSITION: &str = concat!(
     job_columns!()
 );
 
-pub(crate) const NEXT_SEQ: &str = "UPDATE jobs SET last_seq = last_seq + 1
-    WHERE tenant_id = $1 AND id = $2 AND finished_at IS NULL RETURNING last_seq, job_type";
-
 pub(crate) const HEARTBEAT: &str = concat!(
     "UPDATE jobs SET heartbeat_at = $3 WHERE tenant_id = $1 AND id = $2 AND version = $4 \
      RETURNING ",

@@ -1,4 +1,5 @@
-//! The transactional writes of the job store (transition, append, heartbeat, retention),
+//! The transactional writes of the job store (transition, heartbeat, retention; appends are
+//! in `jobs_batch`),
 //! stamped for each backend as inherent methods the trait impl calls.
 
 macro_rules! job_write_fns {
@@ -145,36 +146,6 @@ macro_rules! job_write_fns {
                 Self::jobs_insert_timers(&mut tx, &job, &write.timers).await?;
                 tx.commit().await.map_err($crate::error::map_sqlx)?;
                 Ok(TransitionOutcome::Done { job, event })
-            }
-
-            async fn jobs_append(
-                &self,
-                scope: &$crate::TenantScope,
-                job_id: keel_core::ids::JobId,
-                event: $crate::jobs::NewJobEvent,
-            ) -> $crate::StoreResult<$crate::jobs::AppendOutcome> {
-                use sqlx::Row;
-                use $crate::jobs::AppendOutcome;
-                let tenant = scope.tenant().to_string();
-                let mut tx = self.begin_write().await?;
-                // The row lock this update takes orders concurrent appends: no gap, no repeat.
-                let row = sqlx::query($crate::jobs_sql::NEXT_SEQ)
-                    .bind(&tenant)
-                    .bind(job_id.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err($crate::error::map_sqlx)?;
-                let Some(row) = row else {
-                    drop(tx);
-                    self.jobs_current(scope, job_id).await?;
-                    return Ok(AppendOutcome::Finished);
-                };
-                let seq: i64 = row.try_get("last_seq")?;
-                let job_type: String = row.try_get("job_type")?;
-                let owner = (tenant.as_str(), job_id, job_type.as_str());
-                let written = Self::jobs_insert_event(&mut tx, owner, seq, &event).await?;
-                tx.commit().await.map_err($crate::error::map_sqlx)?;
-                Ok(AppendOutcome::Appended(written))
             }
 
             async fn jobs_heartbeat(

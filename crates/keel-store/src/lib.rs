@@ -16,6 +16,7 @@ mod idempotency;
 mod identity;
 mod identity_records;
 pub mod jobs;
+mod jobs_batch;
 mod jobs_impl;
 mod jobs_sql;
 mod jobs_write;

@@ -46,7 +46,12 @@ async fn create_viewer_token(
 ) -> Result<(StatusCode, Json<ViewerTokenOut>), ApiError> {
     user.require_scope("jobs")?;
     let job = owned(&state, &user, &id).await?;
-    let (token, expires_in) = viewer::issue(state.identity().keys(), user.token.tenant, job.id)?;
+    let (token, expires_in) = viewer::issue(
+        state.identity().keys(),
+        user.token.tenant,
+        job.id,
+        state.job_clock().now(),
+    )?;
     metrics::counter!("keel_job_viewer_tokens_issued_total").increment(1);
     Ok((
         StatusCode::CREATED,
@@ -97,7 +102,13 @@ async fn list_job_events(
     let (scope, job) = match q.viewer_token.as_deref() {
         Some(token) => {
             let job_id = parse_job_id(&id)?;
-            let tenant = viewer::verify(state.identity().keys(), token, job_id).await?;
+            let tenant = viewer::verify(
+                state.identity().keys(),
+                token,
+                job_id,
+                state.job_clock().now(),
+            )
+            .await?;
             let scope = TenantScope::new(tenant);
             let job = state.store().find_job(&scope, job_id).await?;
             (scope, job.ok_or_else(job_not_found)?)

@@ -2,6 +2,7 @@
 //! an append-only event log. Rules in [`service`], HTTP in [`routes`] and
 //! [`service_routes`], the timer loop in [`timers`].
 
+mod append_route;
 mod billing;
 pub mod events_route;
 pub mod notify;

@@ -1,11 +1,12 @@
-//! Service routes for the product's workers: compare-and-set transitions and event appends.
+//! Service routes for the product's workers: compare-and-set transitions (and, merged from
+//! `append_route`, event appends).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use keel_core::jobs::check_transition;
 use keel_core::manifest::Actor;
-use keel_store::jobs::{AppendOutcome, JobRecord, NewJobEvent};
+use keel_store::jobs::JobRecord;
 use keel_store::TenantScope;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -13,8 +14,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::append_route::check_size;
 use super::service::{self, Move, Moved};
-use super::{job_error, job_finished, job_not_found, job_type, parse_job_id, JobEventOut, JobOut};
+use super::{job_error, job_not_found, job_type, parse_job_id, JobOut};
 use crate::http::error::ErrorEnvelope;
 use crate::integrity::ServiceCaller;
 use crate::{ApiError, ApiJson, AppState, RequestId};
@@ -23,10 +25,13 @@ use crate::{ApiError, ApiJson, AppState, RequestId};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(transition_job))
-        .routes(routes!(append_job_event))
+        .merge(super::append_route::router())
 }
 
-async fn locate(state: &AppState, id: &str) -> Result<(JobRecord, TenantScope), ApiError> {
+pub(crate) async fn locate(
+    state: &AppState,
+    id: &str,
+) -> Result<(JobRecord, TenantScope), ApiError> {
     let id = parse_job_id(id)?;
     let job = state
         .store()
@@ -99,84 +104,5 @@ async fn transition_job(
     match service::apply(&state, &scope, jt, &job, mv).await? {
         Moved::Done(done) => Ok(Json(JobOut::from(&done.0))),
         Moved::TimerGone => Err(ApiError::internal("a service transition fired no timer")),
-    }
-}
-
-/// An event appended by the product's worker.
-#[derive(Deserialize, ToSchema)]
-pub struct EventIn {
-    /// Event type: 1 to 64 of `a-z 0-9 _ . -`; `state_change` is Keel's own.
-    #[serde(rename = "type")]
-    pub event_type: String,
-    /// JSON data (at most the configured event size).
-    #[schema(value_type = Object)]
-    pub data: Option<Value>,
-    /// Whether the job's owner may read it (default true).
-    pub user_visible: Option<bool>,
-}
-
-fn check_size(state: &AppState, data: &Value) -> Result<(), ApiError> {
-    let limit = state.settings().job_event_max_bytes;
-    let size = serde_json::to_vec(data)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
-    if size > limit {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "event_too_large",
-            format!("event data is {size} bytes; the limit is {limit}"),
-        )
-        .with_details(json!({"size": size, "limit": limit})));
-    }
-    Ok(())
-}
-
-fn valid_type(t: &str) -> bool {
-    (1..=64).contains(&t.len())
-        && t != "state_change"
-        && t.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
-}
-
-/// Appends an event to a job's log with the next sequence number.
-#[utoipa::path(post, path = "/v1/service/jobs/{id}/events", tag = "jobs", operation_id = "v1.service.jobs.events.append",
-    params(("id" = String, Path, description = "Job id")), request_body = EventIn, security(("service" = [])),
-    responses((status = 201, body = JobEventOut), (status = 404, body = ErrorEnvelope),
-        (status = 409, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
-async fn append_job_event(
-    State(state): State<AppState>,
-    _caller: ServiceCaller,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<EventIn>,
-) -> Result<(StatusCode, Json<JobEventOut>), ApiError> {
-    let (job, scope) = locate(&state, &id).await?;
-    if !valid_type(&body.event_type) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_event_type",
-            "type must be 1 to 64 of a-z 0-9 _ . - and not state_change",
-        )
-        .with_details(json!({"field": "type"})));
-    }
-    let data = body.data.unwrap_or(Value::Null);
-    check_size(&state, &data)?;
-    let event = NewJobEvent {
-        event_type: body.event_type,
-        data,
-        user_visible: body.user_visible.unwrap_or(true),
-        at: state.job_clock().now(),
-    };
-    match state
-        .store()
-        .append_job_event(&scope, job.id, event)
-        .await?
-    {
-        AppendOutcome::Appended(e) => {
-            state.job_notifier().notify(job.id);
-            metrics::counter!("keel_job_events_appended_total", "type" => job.job_type.clone())
-                .increment(1);
-            Ok((StatusCode::CREATED, Json(JobEventOut::from(&e))))
-        }
-        AppendOutcome::Finished => Err(job_finished(&job)),
     }
 }

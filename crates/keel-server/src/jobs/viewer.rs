@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, Header, Validation};
 use keel_core::ids::{JobId, TenantId};
 use serde::{Deserialize, Serialize};
@@ -32,12 +32,21 @@ struct ViewerClaims {
     nbf: i64,
 }
 
-/// Signs a viewer token for `job`; returns it with its lifetime in seconds.
-pub fn issue(keys: &KeyRing, tenant: TenantId, job: JobId) -> Result<(String, i64), ApiError> {
+/// Seconds of clock skew a token's `exp` and `nbf` tolerate.
+const LEEWAY: i64 = 5;
+
+/// Signs a viewer token for `job` at `now` (the job clock); returns it with its lifetime
+/// in seconds.
+pub fn issue(
+    keys: &KeyRing,
+    tenant: TenantId,
+    job: JobId,
+    now: DateTime<Utc>,
+) -> Result<(String, i64), ApiError> {
     let key = keys
         .signing_key()
         .ok_or_else(|| ApiError::internal("no signing key"))?;
-    let now = Utc::now().timestamp();
+    let now = now.timestamp();
     let ttl = i64::try_from(TTL.as_secs()).unwrap_or(600);
     let claims = ViewerClaims {
         job: job.to_string(),
@@ -62,8 +71,14 @@ fn rejected() -> ApiError {
     )
 }
 
-/// Verifies a viewer token for `job` and returns the tenant it was issued in.
-pub async fn verify(keys: &KeyRing, token: &str, job: JobId) -> Result<TenantId, ApiError> {
+/// Verifies a viewer token for `job` at `now` (the job clock, so tests can expire one
+/// without sleeping) and returns the tenant it was issued in.
+pub async fn verify(
+    keys: &KeyRing,
+    token: &str,
+    job: JobId,
+    now: DateTime<Utc>,
+) -> Result<TenantId, ApiError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| rejected())?;
     if header.alg != Algorithm::EdDSA {
         return Err(rejected());
@@ -71,13 +86,18 @@ pub async fn verify(keys: &KeyRing, token: &str, job: JobId) -> Result<TenantId,
     let kid = header.kid.ok_or_else(rejected)?;
     let key = keys.verifying_key(&kid).await.ok_or_else(rejected)?;
     let mut validation = Validation::new(Algorithm::EdDSA);
-    validation.leeway = 5;
-    validation.validate_nbf = true;
+    // `exp` and `nbf` are required here and checked below against the job clock.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
     validation.set_audience(&[AUDIENCE]);
     validation.set_required_spec_claims(&["exp", "nbf", "aud"]);
     let claims = jsonwebtoken::decode::<ViewerClaims>(token, &key.decoding, &validation)
         .map_err(|_| rejected())?
         .claims;
+    let now = now.timestamp();
+    if claims.exp + LEEWAY < now || claims.nbf - LEEWAY > now {
+        return Err(rejected());
+    }
     let for_job: JobId = claims.job.parse().map_err(|_| rejected())?;
     if for_job != job {
         return Err(rejected());

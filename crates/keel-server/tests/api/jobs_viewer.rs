@@ -97,6 +97,50 @@ async fn viewer_token_reads_one_jobs_events_only() {
 }
 
 #[tokio::test]
+async fn an_expired_viewer_token_or_one_for_another_job_is_refused() {
+    let app = spawn_jobs().await;
+    let (token, _) = app.user().await;
+    let job_a = app.quick_job(&token, "p1").await;
+    let job_b = app.quick_job(&token, "p2").await;
+    let (a, b) = (job_a["id"].as_str().unwrap(), job_b["id"].as_str().unwrap());
+    let res = viewer_token(&app, &token, a).await;
+    assert_eq!(res.status(), 201);
+    let vt = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Job A's token never reads job B, as a page or as a stream.
+    for sse in [false, true] {
+        let res = events_with(&app, b, &vt, sse).await;
+        assert_eq!(res.status(), 401);
+        assert_eq!(error_of(res).await["code"], "invalid_viewer_token");
+    }
+
+    // Valid up to its 600 s lifetime (plus 5 s of leeway) on the job clock...
+    app.state
+        .job_clock()
+        .advance(std::time::Duration::from_secs(600));
+    assert_eq!(events_with(&app, a, &vt, false).await.status(), 200);
+    // ...and refused once past it, as a page and as a stream.
+    app.state
+        .job_clock()
+        .advance(std::time::Duration::from_secs(6));
+    for sse in [false, true] {
+        let res = events_with(&app, a, &vt, sse).await;
+        assert_eq!(res.status(), 401);
+        assert_eq!(error_of(res).await["code"], "invalid_viewer_token");
+    }
+    // A fresh token, issued at the clock's now, reads again.
+    let res = viewer_token(&app, &token, a).await;
+    let fresh = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(events_with(&app, a, &fresh, false).await.status(), 200);
+}
+
+#[tokio::test]
 async fn only_the_owner_gets_a_viewer_token() {
     let app = spawn_jobs().await;
     let (token, _) = app.user().await;

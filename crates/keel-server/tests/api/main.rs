@@ -31,6 +31,7 @@ mod idempotency_edges;
 mod identity;
 mod integrity_combined;
 mod jobs;
+mod jobs_batch;
 mod jobs_helpers;
 mod jobs_iama;
 mod jobs_stream;

@@ -39,6 +39,7 @@ mod billing_tenant;
 mod fixtures;
 mod idempotency;
 mod jobs;
+mod jobs_batch;
 mod jobs_fixtures;
 mod jobs_timers;
 mod levers;
